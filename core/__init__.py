@@ -42,8 +42,8 @@ def convert(rule: Rule, target: str, mapping: str) -> str:
     return _convert(rule, target, mapping)
 
 
-def emulate(target: str, query: str, document) -> bool:  # type: ignore[no-untyped-def]
+def emulate(target: str, query: str, document, mapping=None) -> bool:  # type: ignore[no-untyped-def]
     """Evaluate query text of a target language on one document."""
     from core.emulators import emulate as _emulate
 
-    return _emulate(target, query, document)
+    return _emulate(target, query, document, mapping)
