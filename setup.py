@@ -1,0 +1,47 @@
+"""Install lsassdump: the core, the bundled rules, the Elastic and Splunk parts, and the command."""
+
+import re
+from pathlib import Path
+
+from setuptools import setup
+
+HERE = Path(__file__).resolve().parent
+VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "core" / "__init__.py").read_text(), re.M).group(1)
+
+setup(
+    name="lsassdump",
+    version=VERSION,
+    description="Sigma rules evaluated exactly, converted to SPL, EQL, Lucene, Query DSL, ES|QL and KQL, "
+                "and proven equal across them",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="Apache-2.0",
+    python_requires=">=3.9",
+    packages=[
+        "core", "core.readers", "core.targets", "core.emulators", "core.sample",
+        "lsassdump_rules", "elastic_watcher", "splunk_app",
+    ],
+    package_dir={"lsassdump_rules": "rules"},
+    package_data={
+        "core.sample": ["*.jsonl"],
+        "lsassdump_rules": ["*.yml", "*.md"],
+        "splunk_app": ["README*", "default/*", "metadata/*", "bin/*.py", "static/*"],
+        "elastic_watcher": ["*.json"],
+    },
+    install_requires=[
+        "pyyaml>=5.4",
+        "evtx>=0.8",
+        "splunk-sdk==2.1.1",
+        "elasticsearch>=8.12",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=7",
+            "hypothesis>=6",
+            "eql>=0.9",
+            "luqum>=0.13",
+            "splunk-appinspect>=4.3",
+        ],
+    },
+    entry_points={"console_scripts": ["lsassdump = core.cli:main"]},
+)
