@@ -50,7 +50,11 @@ class ConditionError(RuleError):
 
 
 class UnsupportedFeatureError(RuleError):
-    """A valid Sigma feature that lsassdump does not implement."""
+    """A valid Sigma feature that lsassdump does not implement; the message names the feature."""
+
+    def __init__(self, feature: str, location: Optional[Location] = None, fix: Optional[str] = None) -> None:
+        message = feature if feature.startswith("unsupported") else f"unsupported: {feature}"
+        super().__init__(message, location, fix)
 
 
 class EventInputError(LsassdumpError):

@@ -1,0 +1,126 @@
+"""Scanning: every event of every file through every rule whose logsource covers it."""
+
+import collections
+from dataclasses import dataclass, field
+from typing import Any, Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
+
+from core.evaluator import CompiledRule, compile_rule
+from core.events import Event, ReadProblem
+from core.errors import LsassdumpError
+from core.rules import Rule, iter_rule_files, load_rule
+
+
+@dataclass(frozen=True)
+class Alert:
+    """One rule that matched one event, with what an analyst needs to triage it."""
+
+    rule_id: str
+    title: str
+    level: str
+    tags: Tuple[str, ...]
+    techniques: Tuple[str, ...]
+    selections: Tuple[str, ...]
+    time: Optional[str]
+    host: Optional[str]
+    image: Optional[str]
+    command_line: Optional[str]
+    source: str
+    record: Union[int, str]
+
+    def as_dict(self) -> Dict[str, Any]:
+        return {
+            "rule_id": self.rule_id, "title": self.title, "level": self.level, "tags": list(self.tags),
+            "attack_techniques": list(self.techniques), "matched_selections": list(self.selections),
+            "time": self.time, "host": self.host, "image": self.image, "command_line": self.command_line,
+            "source": self.source, "record": self.record,
+        }
+
+
+@dataclass
+class Summary:
+    """What a scan read and found."""
+
+    files: int = 0
+    events: int = 0
+    alerts: int = 0
+    errors: int = 0
+    rules: int = 0
+    rule_errors: int = 0
+    per_logsource: Counter = field(default_factory=collections.Counter)
+
+
+@dataclass(frozen=True)
+class RuleLoadResult:
+    rules: Tuple[Rule, ...]
+    errors: Tuple[LsassdumpError, ...]
+
+
+def load_rules_leniently(paths: Sequence[str]) -> RuleLoadResult:
+    """Load every rule under ``paths``, keeping the errors of the invalid ones instead of raising."""
+    rules: List[Rule] = []
+    errors: List[LsassdumpError] = []
+    for path in iter_rule_files(paths):
+        try:
+            rules.append(load_rule(path))
+        except LsassdumpError as error:
+            errors.append(error)
+    return RuleLoadResult(tuple(rules), tuple(errors))
+
+
+def logsource_label(event: Event) -> str:
+    """Name the event's logsource for the summary: its category, else its service, else 'other'."""
+    if event.logsource.categories:
+        return ",".join(sorted(event.logsource.categories))
+    if event.logsource.services:
+        return "service:" + ",".join(sorted(event.logsource.services))
+    return "other"
+
+
+class Scanner:
+    """Runs compiled rules over a stream of events and counts what it sees."""
+
+    def __init__(self, rules: Sequence[Rule]) -> None:
+        self.compiled: Tuple[CompiledRule, ...] = tuple(compile_rule(rule) for rule in rules)
+        self.summary = Summary(rules=len(self.compiled))
+        # Rules that see an event depend only on its logsource, and real logs hold few of them.
+        self._by_logsource: Dict[Any, Tuple[CompiledRule, ...]] = {}
+
+    def scan_event(self, event: Event) -> List[Alert]:
+        """Evaluate one event; return its alerts."""
+        self.summary.events += 1
+        self.summary.per_logsource[logsource_label(event)] += 1
+        rules = self._by_logsource.get(event.logsource)
+        if rules is None:
+            rules = tuple(rule for rule in self.compiled if rule.admits(event.logsource))
+            self._by_logsource[event.logsource] = rules
+        alerts = []
+        for rule in rules:
+            found = rule.match(event.fields)
+            if found is None:
+                continue
+            spec = rule.rule
+            alerts.append(Alert(
+                rule_id=spec.id, title=spec.title, level=spec.level, tags=spec.tags,
+                techniques=spec.attack_techniques, selections=found.selections, time=event.time,
+                host=event.host, image=_text(event.fields.get("Image")),
+                command_line=_text(event.fields.get("CommandLine")), source=event.source, record=event.record,
+            ))
+        self.summary.alerts += len(alerts)
+        return alerts
+
+    def scan(self, items: Iterable[Union[Event, ReadProblem]],
+             on_problem: Optional[Callable[[ReadProblem], None]] = None) -> Iterator[Alert]:
+        """Scan a stream of events and read problems; problems are counted and passed on."""
+        for item in items:
+            if isinstance(item, ReadProblem):
+                self.summary.errors += 1
+                if on_problem is not None:
+                    on_problem(item)
+                continue
+            yield from self.scan_event(item)
+
+
+def _text(value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    return value if isinstance(value, str) else str(value)
