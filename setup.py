@@ -15,7 +15,7 @@ setup(
                 "and proven equal across them",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
-    license="Apache-2.0",
+    license="MIT",
     python_requires=">=3.9",
     packages=[
         "core", "core.readers", "core.targets", "core.emulators", "core.sample",
