@@ -96,6 +96,9 @@ def _selection(node: Selection) -> Test:
 
 @compile_node.register
 def _and(node: And) -> Test:
+    fused = _fused_substrings(node.children, require_every=True)
+    if fused is not None:
+        return fused
     tests = tuple(compile_node(child) for child in node.children)
     if len(tests) == 2:
         first, second = tests
@@ -105,6 +108,9 @@ def _and(node: And) -> Test:
 
 @compile_node.register
 def _or(node: Or) -> Test:
+    fused = _fused_substrings(node.children, require_every=False)
+    if fused is not None:
+        return fused
     tests = tuple(compile_node(child) for child in node.children)
     if len(tests) == 2:
         first, second = tests
@@ -162,12 +168,16 @@ def _field(node: FieldMatch) -> Test:
     return test_any
 
 
-def _substring_fast_path(node: FieldMatch) -> Optional[Test]:
-    """Compile a field whose values are all case-insensitive ``contains`` of plain text.
+def _substring_spec(node: Any) -> Optional[Tuple[str, Tuple[str, ...], bool]]:
+    """Return (field, folded needles, require_all) for a field of case-insensitive plain ``contains``.
 
-    That is the shape of most process-creation rules (the LSASS rule included); it costs one
-    casefold and a few ``in`` checks per event.
+    That is the shape of most process-creation rules (the LSASS rule included); such a field costs
+    one casefold and a few ``in`` checks per event. Returns None for any other node.
     """
+    if isinstance(node, Selection):
+        node = node.body
+    if not isinstance(node, FieldMatch) or node.field is None:
+        return None
     needles: List[str] = []
     for matcher in node.matchers:
         if not isinstance(matcher, StringMatch) or matcher.cased or len(matcher.patterns) != 1:
@@ -180,11 +190,17 @@ def _substring_fast_path(node: FieldMatch) -> Optional[Test]:
             if len(parts) != 3 or parts[0] is not ANY or parts[2] is not ANY or not isinstance(parts[1], str):
                 return None
             needles.append(parts[1].casefold())
-    name = node.field
-    found = tuple(dict.fromkeys(needles))
-    slow = _slow_substrings(found, node.require_all)
+    return node.field, tuple(dict.fromkeys(needles)), node.require_all
 
-    if node.require_all:
+
+def _substring_fast_path(node: FieldMatch) -> Optional[Test]:
+    spec = _substring_spec(node)
+    if spec is None:
+        return None
+    name, found, require_all = spec
+    slow = _slow_substrings(found, require_all)
+
+    if require_all:
         def test_all(fields: Mapping[str, Any]) -> bool:
             value = fields.get(name)
             if value.__class__ is str:
@@ -207,6 +223,50 @@ def _substring_fast_path(node: FieldMatch) -> Optional[Test]:
         return slow(value)
 
     return test_any
+
+
+def _fused_substrings(children: Tuple[Node, ...], require_every: bool) -> Optional[Test]:
+    """Fuse an and/or of contains-only fields on one field: one lookup and one casefold per event.
+
+    Each child is an "any needle" group; the fused test needs every group (and) or one (or).
+    Lists and non-string values take the unfused path, so their semantics stay per child.
+    """
+    specs = [_substring_spec(child) for child in children]
+    if len(specs) < 2 or any(spec is None for spec in specs):
+        return None
+    names = {spec[0] for spec in specs}  # type: ignore[index]
+    if len(names) != 1 or any(spec[2] for spec in specs):  # type: ignore[index]
+        return None
+    name = names.pop()
+    groups = tuple(spec[1] for spec in specs)  # type: ignore[index]
+    tests = tuple(compile_node(child) for child in children)
+
+    if require_every:
+        def test_every(fields: Mapping[str, Any]) -> bool:
+            value = fields.get(name)
+            if value.__class__ is not str:
+                return all(test(fields) for test in tests)
+            value = value.casefold()
+            for group in groups:
+                for needle in group:
+                    if needle in value:
+                        break
+                else:
+                    return False
+            return True
+        return test_every
+
+    def test_some(fields: Mapping[str, Any]) -> bool:
+        value = fields.get(name)
+        if value.__class__ is not str:
+            return any(test(fields) for test in tests)
+        value = value.casefold()
+        for group in groups:
+            for needle in group:
+                if needle in value:
+                    return True
+        return False
+    return test_some
 
 
 def _slow_substrings(needles: Tuple[str, ...], require_all: bool) -> ValueTest:

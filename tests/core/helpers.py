@@ -32,3 +32,10 @@ def matches(rule: Rule, fields: Mapping[str, Any]) -> bool:
 def selections(rule: Rule, fields: Mapping[str, Any]) -> Optional[tuple]:
     found = compile_rule(rule).match(fields)
     return None if found is None else found.selections
+
+
+def shared_data() -> Path:
+    """Return the shared corpus folder (``../shared/data`` beside the repository, or LSASSDUMP_SHARED_DATA)."""
+    import os
+
+    return Path(os.environ.get("LSASSDUMP_SHARED_DATA") or Path(__file__).resolve().parents[3] / "shared" / "data")

@@ -73,3 +73,13 @@ def test_nul_characters_are_ordinary(tmp_path):
 def test_long_command_line(tmp_path):
     rule = contains_rule(tmp_path, " -ma ")
     assert matches(rule, {"CommandLine": "x" * 100_000 + " -ma " + "y" * 10})
+
+
+def test_selections_on_one_list_field_are_independent(tmp_path):
+    rule = rule_from_yaml(tmp_path, "a:\n    CommandLine|contains: 'alpha'\nb:\n    CommandLine|contains: 'beta'\n"
+                                    "condition: a and b")
+    # Each selection may be satisfied by a different element of a multivalue field.
+    assert matches(rule, {"CommandLine": ["alpha", "beta"]})
+    assert not matches(rule, {"CommandLine": ["alpha", "gamma"]})
+    assert matches(rule, {"CommandLine": "beta alpha"})
+    assert not matches(rule, {"CommandLine": 42})
