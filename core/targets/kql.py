@@ -90,10 +90,50 @@ def _bare(node: Node) -> str:
         joiner = " and " if isinstance(node, And) else " or "
         return joiner.join(_expression(child) for child in node.children)
     if isinstance(node, Not):
-        return f"not({_bare(node.child)})"
+        return f"not({_unwrap(_bare(node.child))})"
     if isinstance(node, FieldMatch):
         return _field(node)
     raise TypeError(f"cannot emit IR node of type {type(node).__name__}")
+
+
+def _unwrap(text: str) -> str:
+    """Drop one pair of parentheses that encloses the whole text."""
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    for index, char in enumerate(tokens_outside_strings(text)):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if depth == 0 and index < len(text) - 1:
+            return text
+    return text[1:-1]
+
+
+def tokens_outside_strings(text: str) -> str:
+    """Return ``text`` with every character inside a string literal replaced by a space."""
+    out: List[str] = []
+    quote: Optional[str] = None
+    verbatim = False
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if quote is None:
+            if char in "\"'":
+                quote, verbatim = char, index > 0 and text[index - 1] == "@"
+            out.append(char)
+        elif char == "\\" and not verbatim:
+            out.append("  ")
+            index += 1
+        elif char == quote:
+            if verbatim and text[index + 1:index + 2] == quote:
+                out.append("  ")
+                index += 1
+            else:
+                quote = None
+                out.append(char)
+        else:
+            out.append(" ")
+        index += 1
+    return "".join(out)
 
 
 def _field(node: FieldMatch) -> str:

@@ -199,7 +199,9 @@ def _search(node: Node, allow_in: bool) -> str:
     if isinstance(node, Or):
         return "(" + " OR ".join(_search(child, allow_in) for child in node.children) + ")"
     if isinstance(node, Not):
-        return "NOT " + _search(node.child, allow_in)
+        inner = _search(node.child, allow_in)
+        # "NOT " starts only a single negated unit here, so a double negation cancels.
+        return inner[4:] if inner.startswith("NOT ") else "NOT " + inner
     if isinstance(node, FieldMatch):
         return _search_field(node, allow_in)
     raise TypeError(f"cannot emit IR node of type {type(node).__name__}")
@@ -310,23 +312,30 @@ def _eval_matcher(field: str, matcher: ValueMatcher, node: FieldMatch) -> str:
     return handler(field, matcher, node)
 
 
+def _eval_number(field: str, op: str, value: object) -> str:
+    # The isnotnull() guard keeps the result true or false, never null, so that NOT around it
+    # keeps Sigma's meaning for a field that is missing or not a number.
+    return f"(isnotnull(tonumber({field})) AND tonumber({field}){op}{_number(value)})"
+
+
 def _eval_not_equal(field: str, matcher: NotEqualMatch, node: FieldMatch) -> str:
     return f"(isnotnull({field}) AND NOT {_eval_matcher(field, matcher.inner, node)})"
 
 
 def _eval_fieldref(field: str, matcher: FieldRefMatch, node: FieldMatch) -> str:
     other = eval_field(matcher.other)
+    guard = f"isnotnull({field}) AND isnotnull({other})"
     if matcher.cased:
-        return f"{field}=={other}"
-    return f"lower({field})==lower({other})"
+        return f"({guard} AND {field}=={other})"
+    return f"({guard} AND lower({field})==lower({other}))"
 
 
 EVAL_HANDLERS: Dict[Type[object], Callable[..., str]] = {
     StringMatch: _eval_string,
     RegexMatch: _eval_regex,
-    NumberMatch: lambda field, m, node: f"tonumber({field})=={_number(m.value)}",
-    CompareMatch: lambda field, m, node: f"tonumber({field}){COMPARE_OPERATORS[m.op]}{_number(m.value)}",
-    CidrMatch: lambda field, m, node: f"cidrmatch({quote(m.network)}, {field})",
+    NumberMatch: lambda field, m, node: _eval_number(field, "==", m.value),
+    CompareMatch: lambda field, m, node: _eval_number(field, COMPARE_OPERATORS[m.op], m.value),
+    CidrMatch: lambda field, m, node: f"(isnotnull({field}) AND cidrmatch({quote(m.network)}, {field}))",
     NullMatch: lambda field, m, node: f"isnull({field})",
     ExistsMatch: lambda field, m, node: f"isnotnull({field})" if m.exists else f"isnull({field})",
     BoolMatch: lambda field, m, node: _mvfind(field, "(?i)^" + ("true" if m.value else "false") + "\\z"),
