@@ -1,4 +1,4 @@
-"""Events generated from a rule: each string value as written, in other cases, with each windash
+"""Events generated from a rule: each string or regex value as written, in other cases, with each windash
 character, and with the near misses that trip translations.
 
 Each case is an event with Sigma field names. Its focus is one value of the rule; the rest of the
@@ -12,8 +12,9 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 from core.ir import (
     ANY, DASH, ONE, WINDASH_CHARACTERS, And, BoolMatch, ExistsMatch, FieldMatch, Node, Not, NumberMatch, Or,
-    Selection, SigmaString, StringMatch,
+    RegexMatch, Selection, SigmaString, StringMatch, ValueMatcher,
 )
+from core.portability.regexsample import regex_sample
 from core.portability.sites import ValueSite, value_sites
 from core.portability.textmatch import LOOKALIKE_DASHES, describe_char, strip_outer_wildcards
 from core.rules import Rule
@@ -65,16 +66,17 @@ def generate(rule: Rule) -> Tuple[Case, ...]:
     """Return the corpus of one rule: every string value with its case, dash and near-miss variants."""
     cases: List[Case] = []
     for site in value_sites(rule):
-        if not isinstance(site.matcher, StringMatch):
+        segment = _segment_of(site.matcher)
+        if segment is None:
             continue
         requirements = _witness(rule.detection, site)
         if requirements is None:
             continue
-        pattern = site.matcher.patterns[0]
+        pattern = site.matcher.patterns[0] if isinstance(site.matcher, StringMatch) else None
         # Variants that come out the same event (a value with no letters has no upper case) are
         # kept once per value; different values keep their own copies, so each is named.
         seen: Dict[str, None] = {}
-        for variant, description, text, position in _variants(pattern):
+        for variant, description, text, position in _variants(segment, pattern):
             fields = _assemble(requirements, site, text, position)
             if fields is None:
                 continue
@@ -139,8 +141,8 @@ def _field_witness(node: FieldMatch, focus: ValueSite) -> Optional[List[_Require
         chosen = strings[:1] or list(node.matchers[:1])
     requirements: List[_Requirement] = []
     for matcher in chosen:
-        if isinstance(matcher, StringMatch):
-            segment = _render(matcher.patterns[0])
+        segment = _segment_of(matcher)
+        if segment is not None:
             requirements.append(_Requirement(field, segment))
         elif isinstance(matcher, (NumberMatch, BoolMatch)):
             requirements.append(_Requirement(field, None, matcher.value))
@@ -150,6 +152,16 @@ def _field_witness(node: FieldMatch, focus: ValueSite) -> Optional[List[_Require
         else:
             return None
     return requirements
+
+
+def _segment_of(matcher: ValueMatcher) -> Optional[_Segment]:
+    """Return the text a string or regex value puts in its field, or None for other values."""
+    if isinstance(matcher, StringMatch):
+        return _render(matcher.patterns[0])
+    if isinstance(matcher, RegexMatch):
+        sample = regex_sample(matcher.pattern, matcher.ignore_case, matcher.multiline, matcher.dotall)
+        return _Segment(*sample) if sample is not None else None
+    return None
 
 
 def _render(pattern: SigmaString, dash: str = "-") -> _Segment:
@@ -169,8 +181,7 @@ def _assemble(requirements: Sequence[_Requirement], focus: ValueSite, text: str,
               position: str) -> Optional[Dict[str, Any]]:
     """Build the event: the focus value's field from its segments, the other fields as required."""
     focus_field = focus.field or KEYWORD_FIELD
-    pattern = focus.matcher.patterns[0]  # type: ignore[union-attr]
-    focus_segment = _render(pattern)
+    focus_segment = _segment_of(focus.matcher)
     segments: Dict[str, List[_Segment]] = {}
     fields: Dict[str, Any] = {}
     focus_placed = False
@@ -228,14 +239,18 @@ def _join(segments: List[_Segment]) -> Optional[str]:
 Variant = Tuple[str, str, str, str]
 
 
-def _variants(pattern: SigmaString) -> List[Variant]:
-    """Return (id, description, focus text, position) for every variant of one pattern."""
-    base = _render(pattern).text
-    dash_offsets = _dash_offsets(pattern)
+def _variants(segment: _Segment, pattern: Optional[SigmaString]) -> List[Variant]:
+    """Return (id, description, focus text, position) for every variant of one value.
+
+    ``pattern`` is the Sigma string of a string value, None for a regular expression (whose
+    rendered sample has no windash placeholders and no literal wildcards).
+    """
+    base = segment.text
+    dash_offsets = _dash_offsets(pattern) if pattern is not None else []
     variants: List[Variant] = [("as-written", "the value as written", base, MIDDLE)]
     variants.extend(_case_variants(base))
     variants.extend(_dash_variants(base, dash_offsets))
-    variants.extend(_space_variants(base, pattern))
+    variants.extend(_space_variants(base, segment))
     variants.extend(_character_variants(base, pattern))
     return variants
 
@@ -301,7 +316,7 @@ def _dash_variants(base: str, dash_offsets: List[int]) -> List[Variant]:
     return found
 
 
-def _space_variants(base: str, pattern: SigmaString) -> List[Variant]:
+def _space_variants(base: str, segment: _Segment) -> List[Variant]:
     found: List[Variant] = []
     spaces = [offset for offset, char in enumerate(base) if char == " "]
     for offset in spaces:
@@ -309,16 +324,15 @@ def _space_variants(base: str, pattern: SigmaString) -> List[Variant]:
         found.append((f"tab@{offset}", f"a tab for the space at offset {offset}", text, MIDDLE))
     if spaces:
         found.append(("double-spaces", "every space doubled", base.replace(" ", "  "), MIDDLE))
-    parts = pattern.parts
-    if base != base.rstrip(" ") and parts and parts[-1] is ANY:
+    if base != base.rstrip(" ") and segment.open_end:
         found.append(("last-token", "the value ends the field, without its trailing space", base.rstrip(" "), LAST))
-    if base != base.lstrip(" ") and parts and parts[0] is ANY:
+    if base != base.lstrip(" ") and segment.open_start:
         found.append(("first-token", "the value starts the field, without its leading space", base.lstrip(" "),
                       FIRST))
     return found
 
 
-def _character_variants(base: str, pattern: SigmaString) -> List[Variant]:
+def _character_variants(base: str, pattern: Optional[SigmaString]) -> List[Variant]:
     found: List[Variant] = []
     core = base.strip(" ")
     lead = base[:len(base) - len(base.lstrip(" "))]
@@ -329,7 +343,7 @@ def _character_variants(base: str, pattern: SigmaString) -> List[Variant]:
         found.append(("double-backslash", "every backslash doubled", base.replace("\\", "\\\\"), MIDDLE))
     elif core:
         found.append(("backslash", "a backslash before the word", f"{lead}\\{core}{trail}", MIDDLE))
-    literal = "".join(part for part in pattern.parts if isinstance(part, str))
+    literal = "".join(part for part in pattern.parts if isinstance(part, str)) if pattern is not None else ""
     for char in "*?":
         if char in literal:
             found.append((f"literal-{'star' if char == '*' else 'question'}-replaced",
