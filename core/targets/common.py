@@ -4,7 +4,7 @@ import itertools
 import re
 from typing import Any, List, Tuple
 
-from core.errors import MappingError
+from core.errors import MappingError, UnsupportedFeatureError
 from core.ir import (
     ANY, DASH, ONE, WINDASH_CHARACTERS, And, ExistsMatch, FieldMatch, Node, Not, NotEqualMatch, NullMatch, NumberMatch,
     Or, Selection, SigmaString, StringMatch, ValueMatcher,
@@ -31,8 +31,12 @@ def prepare(rule: Rule, mapping: FieldMapping, target: str) -> Node:
         raise MappingError(
             f"mapping '{mapping.name}' covers {', '.join(mapping.categories)} events, "
             f"not the rule's category '{category}'", None, "use the 'sigma' mapping for this rule")
-    detection = map_fields(rule.detection, mapping)
-    detection = expand_windash(detection)
+    try:
+        detection = map_fields(rule.detection, mapping)
+        detection = expand_windash(detection)
+    except (MappingError, UnsupportedFeatureError) as error:
+        # Name the target too, so that a refusal over a whole corpus says where it applies.
+        raise type(error)(f"{error.message} (target '{target}')", error.location, error.fix) from None
     filter_node = filter_node_for(mapping)
     if filter_node is None:
         return detection
@@ -114,8 +118,6 @@ def expand_pattern(pattern: SigmaString, node: Any = None) -> Tuple[SigmaString,
     if count == 0:
         return (pattern,)
     if count > MAX_WINDASH_PLACEHOLDERS:
-        from core.errors import UnsupportedFeatureError
-
         raise UnsupportedFeatureError(
             f"windash on a value with {count} dashes ({5 ** count} variants; at most "
             f"{MAX_WINDASH_PLACEHOLDERS} dashes are expanded)", getattr(node, "location", None),
