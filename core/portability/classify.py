@@ -1,7 +1,7 @@
 """Name the semantic behind one divergence by re-testing changed copies of the event.
 
-Each normalisation removes one kind of difference from the event (case, look-alike dashes,
-whitespace and quotes, literal wildcard characters, backslashes). The first one after which the
+Each normalisation removes one kind of difference from the event (ASCII case, then full Unicode
+case, look-alike dashes, whitespace and quotes, literal wildcard characters, backslashes). The first one after which the
 evaluator and the target agree again names the semantic. When none does, the rule value itself
 names it: a literal ``*`` or ``?`` (wildcard), a character the query language must escape
 (escaping), or a field the mapping types as keyword, wildcard or number (field type).
@@ -19,6 +19,7 @@ Fields = Mapping[str, Any]
 Test = Callable[[Fields], bool]
 
 CASE_FOLDING = "case folding"
+UNICODE_CASE_FOLDING = "non-ASCII case folding"
 WINDASH = "windash"
 TOKENIZATION = "tokenization"
 WILDCARD = "wildcard"
@@ -26,8 +27,9 @@ ESCAPING = "escaping"
 FIELD_TYPE = "field type"
 EMULATOR_ERROR = "emulator error"
 UNEXPLAINED = "unexplained"
-SEMANTICS = (CASE_FOLDING, WINDASH, TOKENIZATION, WILDCARD, ESCAPING, FIELD_TYPE, EMULATOR_ERROR, UNEXPLAINED)
+SEMANTICS = (CASE_FOLDING, UNICODE_CASE_FOLDING, WINDASH, TOKENIZATION, WILDCARD, ESCAPING, FIELD_TYPE, EMULATOR_ERROR, UNEXPLAINED)
 
+_ASCII_LOWER = {code: code + 32 for code in range(ord("A"), ord("Z") + 1)}
 _DASHES = "".join(WINDASH_CHARACTERS[1:]) + "".join(LOOKALIKE_DASHES)
 _DASH_TABLE = {ord(char): "-" for char in _DASHES}
 _SPACE_TABLE = {ord(char): " " for char in WHITESPACE + QUOTES}
@@ -57,7 +59,8 @@ def _map_strings(fields: Fields, change: Callable[[str], str]) -> dict:
 
 
 NORMALISATIONS: Tuple[Tuple[str, Callable[[str], str]], ...] = (
-    (CASE_FOLDING, str.casefold),
+    (CASE_FOLDING, lambda text: text.translate(_ASCII_LOWER)),
+    (UNICODE_CASE_FOLDING, str.casefold),
     (WINDASH, lambda text: text.translate(_DASH_TABLE)),
     (TOKENIZATION, lambda text: text.translate(_SPACE_TABLE)),
     (WILDCARD, lambda text: text.translate(_WILDCARD_TABLE)),
@@ -101,11 +104,12 @@ def _involved(before: Fields, after: Fields, sites: Sequence[ValueSite], site_te
 def _detail(semantic: str, before: Fields, after: Fields, expected: bool, mapping: FieldMapping,
             involved: Tuple[ValueSite, ...]) -> str:
     changed_chars = _changed_characters(before, after)
+    if semantic == UNICODE_CASE_FOLDING:
+        names = ", ".join(describe_char(char) for char in changed_chars[:3])
+        if expected:
+            return f"{names}: the rule folds full Unicode case (str.casefold), the target does not"
+        return f"{names}: the target folds case where the rule does not"
     if semantic == CASE_FOLDING:
-        non_ascii = [char for char in changed_chars if ord(char) > 127]
-        if non_ascii:
-            names = ", ".join(describe_char(char) for char in non_ascii[:3])
-            return f"non-ASCII case folding of {names}: the rule folds full Unicode case, the target does not"
         types = _field_types(involved, mapping)
         if expected and types:
             return f"{types} compared case-sensitively, the rule is case-insensitive"

@@ -10,7 +10,7 @@ import json
 from html import escape
 from typing import List
 
-from core.portability.render import divergence_line, exit_code
+from core.portability.render import status_text, divergence_line, exit_code
 from core.portability.report import OK, Divergence, PairResult, Report, RuleReport
 from core.portability.textmatch import visible
 
@@ -171,7 +171,7 @@ def _matrix(results: List[PairResult]) -> str:
         if result.status == OK:
             cells = "".join(f'<td class="n">{count}</td>' for count in (
                 result.agree, result.false_negatives, result.false_positives, result.errors))
-            status = "diverges" if result.diverges else "ok"
+            status = status_text(result)
         else:
             cells = '<td class="n">-</td>' * 4
             status = f"{result.status}: {result.message}"

@@ -22,9 +22,15 @@ def divergence_line(item: Divergence) -> str:
     return (f"{item.pair.label}  {item.kind}  {item.subject.id}  {field}={shown}  "
             f"value {item.values}  {item.cause.semantic}: {item.cause.detail}")
 
-def _status(result: PairResult) -> str:
+def status_text(result: PairResult) -> str:
+    """Return the status column of a pair: ok, diverges, ok with accepted semantics, or why it did not run."""
     if result.status == OK:
-        return "diverges" if result.diverges else "ok"
+        if result.diverges:
+            return "diverges"
+        if result.divergences:
+            semantics = sorted({item.cause.semantic for item in result.divergences})
+            return f"ok (accepted: {', '.join(semantics)})"
+        return "ok"
     if result.message:
         return f"{result.status}: {result.message}"
     return result.status
@@ -37,7 +43,7 @@ def _matrix_rows(rule: RuleReport) -> List[List[str]]:
                       str(result.errors)]
         else:
             counts = ["-", "-", "-", "-"]
-        rows.append([result.pair.label] + counts + [_status(result)])
+        rows.append([result.pair.label] + counts + [status_text(result)])
     return rows
 
 def _headline(report: Report) -> str:

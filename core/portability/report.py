@@ -11,7 +11,7 @@ import importlib
 import importlib.util
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
 
 from core.errors import LsassdumpError
 from core.evaluator import compile_node, compile_rule
@@ -101,10 +101,17 @@ class PairResult:
     false_positives: int = 0
     errors: int = 0
     divergences: List[Divergence] = field(default_factory=list)
+    # Semantics whose divergences are listed but do not count as a failure (``--accept``).
+    accepted: FrozenSet[str] = frozenset()
+
+    @property
+    def failing(self) -> List[Divergence]:
+        """The divergences whose semantic is not accepted."""
+        return [item for item in self.divergences if item.cause.semantic not in self.accepted]
 
     @property
     def diverges(self) -> bool:
-        return self.status == ERROR or bool(self.false_negatives or self.false_positives or self.errors)
+        return self.status == ERROR or bool(self.errors or self.failing)
 
     @property
     def total(self) -> int:
@@ -200,10 +207,18 @@ def pairs_for(backend: Backend, targets: Optional[Sequence[str]] = None,
 
 def build_report(rules: Sequence[Rule], events: Sequence[Event], pairs: Sequence[Pair],
                  backend: Optional[Backend] = None, use_corpus: bool = True,
-                 event_paths: Sequence[str] = (), read_problems: int = 0) -> Report:
-    """Run each rule over the events and its corpus through the evaluator and every pair."""
+                 event_paths: Sequence[str] = (), read_problems: int = 0,
+                 accept: Iterable[str] = ()) -> Report:
+    """Run each rule over the events and its corpus through the evaluator and every pair.
+
+    Divergences whose semantic is in ``accept`` are kept in the report but make no pair fail.
+    """
     backend = backend or Backend()
     reports = [_rule_report(rule, events, pairs, backend, use_corpus) for rule in rules]
+    accepted = frozenset(accept)
+    for rule_report in reports:
+        for result in rule_report.results:
+            result.accepted = accepted
     return Report(reports, tuple(event_paths), len(events), read_problems)
 
 

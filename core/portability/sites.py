@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from typing import Any, List, Optional, Tuple
 
 from core.ir import And, FieldMatch, Node, Or, Selection, StringMatch, ValueMatcher, selections_in
+from core.portability.textmatch import visible
 from core.rules import Rule
 
 
@@ -33,8 +34,10 @@ class ValueSite:
 
     @property
     def label(self) -> str:
-        """The value as a person reads it in the rule: the quoted text of a string value."""
-        return repr(self.written) if isinstance(self.written, str) else str(self.written)
+        """The value as written between single quotes, tabs drawn as ␉ so that it stays on one line."""
+        if isinstance(self.written, str):
+            return "'" + visible(self.written) + "'"
+        return str(self.written)
 
     @property
     def full_label(self) -> str:
