@@ -206,7 +206,7 @@ class Fault:
 class Faults:
     """The fault rules of one server, applied in the order they were added."""
 
-    ACTIONS = ("status", "drop", "delay", "hang", "bulk_partial", "bulk_item_429")
+    ACTIONS = ("status", "drop", "delay", "hang", "expire_pits", "bulk_partial", "bulk_item_429")
 
     def __init__(self) -> None:
         self.rules: List[Fault] = []
@@ -515,6 +515,7 @@ class FakeElasticsearch:
         pairs = list(zip(lines[0::2], lines[1::2]))
         for number, (action, source) in enumerate(pairs):
             if fault is not None and fault.action == "bulk_partial" and number >= fault.items:
+                fault.release.wait(30)  # hold the connection, as a server that stalls mid-request
                 raise Dropped()
             (op, meta), = action.items()
             if fault is not None and fault.action == "bulk_item_429" and number < fault.items:
@@ -601,15 +602,15 @@ def _handler_for(server: FakeElasticsearch) -> type:
             if fault.action == "delay":
                 time.sleep(fault.delay)
                 return server.handle(request)
+            if fault.action == "expire_pits":
+                server.expire_pits()
+                return server.handle(request)
             if fault.action == "hang":
                 fault.release.wait(30)
                 self.close_connection = True
                 return None
             if fault.action in ("bulk_partial", "bulk_item_429"):
-                status, body = server._bulk(request.ndjson(), fault)
-                if fault.action == "bulk_partial":
-                    fault.release.wait(30)
-                return status, body
+                return server._bulk(request.ndjson(), fault)
             raise AssertionError(fault.action)
 
         def do_GET(self) -> None:
@@ -654,6 +655,7 @@ class FakeKibana:
         self.requests: List[Request] = []
         self.rules: Dict[str, Dict[str, Any]] = {}
         self.server: Optional[ThreadingHTTPServer] = None
+        self.url = ""
 
     def start(self) -> str:
         owner = self
@@ -675,7 +677,8 @@ class FakeKibana:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="fake-kibana", daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.url
 
     def stop(self) -> None:
         if self.server is not None:
@@ -729,6 +732,7 @@ class FakeWebhook:
         self.posts: List[Any] = []
         self.failures: List[int] = []
         self.server: Optional[ThreadingHTTPServer] = None
+        self.url = ""
 
     def start(self) -> str:
         owner = self
@@ -751,7 +755,8 @@ class FakeWebhook:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         threading.Thread(target=self.server.serve_forever, name="fake-webhook", daemon=True).start()
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        return self.url
 
     def stop(self) -> None:
         if self.server is not None:
