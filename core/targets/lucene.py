@@ -196,6 +196,34 @@ def _group(parts: List[str], operator: str) -> str:
     return "(" + f" {operator} ".join(parts) + ")"
 
 
+def unwrap_group(text: str) -> str:
+    """Drop the parentheses that enclose the whole of ``text``, if one pair does.
+
+    Strings in double quotes (backslash escapes) and names in backticks are skipped. Callers put
+    the result back between parentheses or at the top of a query, so a wrong guess changes no meaning.
+    """
+    if not (text.startswith("(") and text.endswith(")")):
+        return text
+    depth = 0
+    index = 0
+    while index < len(text):
+        char = text[index]
+        if char == '"':
+            index += 1
+            while text[index] != '"':
+                index += 2 if text[index] == "\\" else 1
+        elif char == "`":
+            index = text.index("`", index + 1)
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+            if depth == 0 and index < len(text) - 1:
+                return text
+        index += 1
+    return text[1:-1]
+
+
 def _plain_term(pattern: SigmaString) -> str:
     """Return a pattern as a phrase (no wildcards) or a wildcard term, in the case it is written."""
     if pattern.is_plain:
@@ -349,7 +377,8 @@ class _RegexTranslator:
             low, high, body = av
             return "(" + self.sequence(list(body), flags) + ")" + _repeat(low, high)
         if op is sre_constants.AT:
-            raise self.fail(f"the anchor {av} inside the expression")
+            anchor = _ANCHOR_NAMES.get(str(av), str(av))
+            raise self.fail(f"the anchor {anchor} inside the expression (Lucene matches the whole value)")
         if op in (sre_constants.GROUPREF, getattr(sre_constants, "GROUPREF_EXISTS", None)):
             raise self.fail("a backreference")
         if op in (sre_constants.ASSERT, sre_constants.ASSERT_NOT):
@@ -382,6 +411,12 @@ class _RegexTranslator:
         for code in range(low, high + 1):
             found.extend((ord(c), ord(c)) for c in case_variants(chr(code))[1:])
         return found
+
+
+_ANCHOR_NAMES = {
+    "AT_BEGINNING": "^", "AT_END": "$", "AT_BEGINNING_STRING": "\\A", "AT_END_STRING": "\\Z",
+    "AT_BOUNDARY": "\\b (word boundary)", "AT_NON_BOUNDARY": "\\B",
+}
 
 
 def _repeat(low: int, high: int) -> str:
