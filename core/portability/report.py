@@ -9,6 +9,7 @@ evaluator says yes is a false negative, the reverse a false positive.
 
 import importlib
 import importlib.util
+import inspect
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Optional, Sequence, Tuple
@@ -147,6 +148,15 @@ class Report:
         return [item for rule in self.rules for result in rule.results for item in result.divergences]
 
 
+# Variants of a target: the same emitter module with an option that drops case folding, so that
+# the report shows what a naive translation on case-sensitive fields misses. Each maps to the
+# query language (emitter and emulator module) and the keyword arguments of its ``emit``.
+VARIANTS: Dict[str, Tuple[str, Dict[str, Any]]] = {
+    "lucene-as-written": ("lucene", {"case": "as-written"}),
+    "esql-as-written": ("esql", {"lowercase": False}),
+}
+
+
 class Backend:
     """Convert rules and compile queries through the emitters and emulators of ``core``.
 
@@ -154,39 +164,46 @@ class Backend:
     """
 
     def targets(self) -> Tuple[str, ...]:
-        """Return the target names the emitters define, variants included."""
+        """Return the target names: the emitters' targets, then their variants."""
         module = importlib.import_module("core.targets")
         names = list(getattr(module, "TARGETS", ()))
-        for name in getattr(module, "VARIANTS", ()):
-            if name not in names:
-                names.append(name)
-        return tuple(names)
+        return tuple(names + [name for name in VARIANTS if name not in names])
 
     def language(self, target: str) -> str:
-        """Return the query language of a target, which decides the mappings that suit it."""
-        module = importlib.import_module("core.targets")
-        variants = getattr(module, "VARIANTS", {})
-        if isinstance(variants, Mapping) and target in variants:
-            return str(variants[target])
-        return target
+        """Return the query language of a target, which names its emitter, emulator and mappings."""
+        return VARIANTS[target][0] if target in VARIANTS else target
 
     def unavailable(self, target: str) -> Optional[str]:
-        """Return why a target cannot be run (its emitter or emulator module is missing), or None."""
+        """Return why a target cannot be run (a missing emitter, emulator or option), or None."""
         language = self.language(target)
         for package, what in (("core.targets", "emitter"), ("core.emulators", "emulator")):
             if importlib.util.find_spec(f"{package}.{language}") is None:
                 return f"no {what} module {package}.{language}"
+        if target in VARIANTS:
+            emit = getattr(importlib.import_module(f"core.targets.{language}"), "emit", None)
+            parameters = inspect.signature(emit).parameters if emit is not None else {}
+            missing = [name for name in VARIANTS[target][1] if name not in parameters]
+            if missing:
+                return f"the {language} emitter has no option '{missing[0]}'"
         return None
 
     def convert(self, rule: Rule, target: str, mapping: str) -> str:
-        from core.targets import convert
+        if target not in VARIANTS:
+            from core.targets import convert
 
-        return convert(rule, target, mapping)
+            return convert(rule, target, mapping)
+        from core.mappings import get_mapping
+        from core.targets.common import prepare
+
+        language, options = VARIANTS[target]
+        field_mapping = get_mapping(mapping)
+        module = importlib.import_module(f"core.targets.{language}")
+        return str(module.emit(prepare(rule, field_mapping, language), field_mapping, rule, **options))
 
     def compile(self, target: str, query: str, mapping: str) -> QueryTest:
         from core.emulators import compile_query
 
-        return compile_query(target, query, mapping)
+        return compile_query(self.language(target), query, mapping)
 
 
 def pairs_for(backend: Backend, targets: Optional[Sequence[str]] = None,
