@@ -170,29 +170,47 @@ def run_scan(args: argparse.Namespace) -> int:
 
 
 class _AlertTable:
-    """Alert rows printed as they come, in fixed-width columns."""
+    """Alert rows printed as they come: a fixed-width line, then the rule and what matched.
 
-    COLUMNS = (("TIME", 24), ("HOST", 22), ("LEVEL", 8), ("RULE", 36), ("COMMAND LINE", 70))
+    On a terminal the command line is cut to the terminal's width; in a file or pipe it is whole.
+    """
 
     def __init__(self, out: TextIO) -> None:
         self.out = out
         self.started = False
+        self.width: Optional[int] = None
+        if out.isatty():
+            import shutil
+
+            self.width = shutil.get_terminal_size((160, 24)).columns
 
     def write(self, alert: Any) -> None:
         if not self.started:
-            self.out.write(self._row([name for name, _ in self.COLUMNS]) + "  SOURCE\n")
+            self.out.write(f"{'TIME':<20}  {'LEVEL':<8}  {'HOST':<24}  {'SOURCE':<36}  COMMAND LINE\n")
             self.started = True
-        cells = [alert.time or "-", alert.host or "-", alert.level, alert.title, _printable(alert.command_line or "-")]
-        self.out.write(self._row(cells) + f"  {alert.source}:{alert.record}\n")
-        self.out.write(" " * 26 + f"rule {alert.rule_id}  selections: {', '.join(alert.selections)}  "
-                       f"ATT&CK: {', '.join(alert.techniques) or '-'}\n")
+        source = f"{os.path.basename(alert.source)}:{alert.record}"
+        head = (f"{_cut(_short_time(alert.time), 20):<20}  {alert.level:<8}  {_cut(alert.host or '-', 24):<24}  "
+                f"{_cut(source, 36):<36}  ")
+        command = _printable(alert.command_line or "-")
+        if self.width is not None:
+            command = _cut(command, max(self.width - len(head), 30))
+        self.out.write(head + command + "\n")
+        self.out.write(f"{'':<20}  {alert.title} ({alert.rule_id})\n")
+        self.out.write(f"{'':<20}  matched: {', '.join(alert.selections)}; "
+                       f"ATT&CK: {', '.join(alert.techniques) or '-'}; image: {alert.image or '-'}\n")
 
-    def _row(self, cells: Sequence[str]) -> str:
-        out = []
-        for (_, width), cell in zip(self.COLUMNS, cells):
-            text = cell if len(cell) <= width else cell[:width - 1] + "…"
-            out.append(text.ljust(width))
-        return "  ".join(out)
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _short_time(value: Optional[str]) -> str:
+    """Cut an ISO time to whole seconds (``2026-11-20T09:01:00Z``)."""
+    if not value:
+        return "-"
+    if len(value) > 19 and value[10] == "T":
+        return value[:19] + ("Z" if value.endswith("Z") else "")
+    return value
 
 
 def _printable(text: str) -> str:
