@@ -85,7 +85,7 @@ def classify(fields: Fields, rule_test: Test, target_test: Test, mapping: FieldM
             involved = _involved(fields, changed, sites, site_tests, focus, expected)
             return Cause(semantic, _detail(semantic, fields, changed, expected, mapping, involved), involved)
     involved = _involved(fields, fields, sites, site_tests, focus, expected)
-    return _by_value(involved, mapping, expected)
+    return cause_from_values(involved, mapping, expected)
 
 
 def _involved(before: Fields, after: Fields, sites: Sequence[ValueSite], site_tests: Sequence[Test],
@@ -153,7 +153,7 @@ def _field_types(involved: Tuple[ValueSite, ...], mapping: FieldMapping) -> str:
     return ", ".join(described)
 
 
-def _by_value(involved: Tuple[ValueSite, ...], mapping: FieldMapping, expected: bool) -> Cause:
+def cause_from_values(involved: Tuple[ValueSite, ...], mapping: FieldMapping, expected: bool) -> Cause:
     """Name the semantic from the rule values when no normalisation of the event explains it."""
     for site in involved:
         matcher = site.matcher

@@ -3,7 +3,7 @@
 import json
 from typing import Any, Dict, List, Optional
 
-from core.portability.report import NOT_AVAILABLE, OK, REFUSED, Divergence, PairResult, Report, RuleReport
+from core.portability.report import NOT_AVAILABLE, OK, QUERY, REFUSED, Divergence, PairResult, Report, RuleReport
 from core.portability.textmatch import visible
 
 # Divergence lines shown per (target, mapping) pair in text and Markdown; JSON keeps them all.
@@ -16,11 +16,13 @@ def exit_code(report: Report) -> int:
 
 def divergence_line(item: Divergence) -> str:
     """Word one divergence on one line: pair, kind, event, field value, rule value and semantic."""
+    head = f"{item.pair.label}  {item.kind}  {item.subject.id}  "
+    tail = f"value {item.values}  {item.cause.semantic}: {item.cause.detail}"
+    if item.subject.origin == QUERY:
+        return head + tail
     value = item.event_value
     shown = visible(json.dumps(value, ensure_ascii=False)) if value is not None else "(missing)"
-    field = item.field or "event"
-    return (f"{item.pair.label}  {item.kind}  {item.subject.id}  {field}={shown}  "
-            f"value {item.values}  {item.cause.semantic}: {item.cause.detail}")
+    return f"{head}{item.field or 'event'}={shown}  {tail}"
 
 def status_text(result: PairResult) -> str:
     """Return the status column of a pair: ok, diverges, ok with accepted semantics, or why it did not run."""

@@ -7,6 +7,7 @@ subject. The evaluator's verdict is the reference: a subject where the target sa
 evaluator says yes is a false negative, the reverse a false positive.
 """
 
+import dataclasses
 import importlib
 import importlib.util
 import inspect
@@ -17,9 +18,9 @@ from typing import Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, Opti
 from core.errors import LsassdumpError
 from core.evaluator import compile_node, compile_rule
 from core.events import Event
-from core.ir import FieldMatch
+from core.ir import FieldMatch, Selection
 from core.mappings import MAPPINGS, FieldMapping
-from core.portability.classify import EMULATOR_ERROR, Cause, classify
+from core.portability.classify import EMULATOR_ERROR, Cause, cause_from_values, classify
 from core.portability.corpus import generate
 from core.portability.sites import ValueSite, value_sites
 from core.rules import Rule
@@ -31,7 +32,8 @@ QueryTest = Callable[[Document], bool]
 
 OK, NOT_AVAILABLE, REFUSED, ERROR = "ok", "not available", "refused", "error"
 FALSE_NEGATIVE, FALSE_POSITIVE, FAILED = "false negative", "false positive", "emulator error"
-CORPUS, EVENTS = "corpus", "events"
+UNREADABLE = "unreadable query"
+CORPUS, EVENTS, QUERY = "corpus", "events", "query"
 
 
 @dataclass(frozen=True)
@@ -281,9 +283,11 @@ def _run_pair(rule: Rule, pair: Pair, subjects: Sequence[Subject], expected: Seq
     try:
         query_test = backend.compile(pair.target, query, pair.mapping)
     except Exception as error:  # the emulator cannot read what the emitter wrote
-        log.exception("emulator %s failed to compile the query of rule %s", pair.label, rule.source)
-        return PairResult(pair, ERROR, f"emulator could not compile the query: {type(error).__name__}: {error}",
-                          query)
+        log.debug("emulator %s failed to compile the query of rule %s: %s", pair.label, rule.source, error)
+        result = PairResult(pair, ERROR, f"emulator could not compile the query: {type(error).__name__}: {error}",
+                            query)
+        result.divergences.extend(_unreadable_values(rule, pair, backend, sites))
+        return result
 
     mapping = MAPPINGS[pair.mapping]
     result = PairResult(pair, OK, query=query)
@@ -306,6 +310,28 @@ def _run_pair(rule: Rule, pair: Pair, subjects: Sequence[Subject], expected: Seq
         cause = classify(subject.fields, rule_test, target_test, mapping, sites, site_tests, subject.site)
         result.divergences.append(Divergence(pair, subject, FALSE_NEGATIVE if wanted else FALSE_POSITIVE, cause))
     return result
+
+
+def _unreadable_values(rule: Rule, pair: Pair, backend: Backend, sites: Sequence[ValueSite]) -> List[Divergence]:
+    """Find the rule values whose own query the emulator cannot read, one divergence each.
+
+    Each value is converted alone, as a rule whose detection is that value only, so that a query
+    the emulator rejects as a whole still yields a line naming the value that breaks it.
+    """
+    mapping = MAPPINGS[pair.mapping]
+    found = []
+    for site in sites:
+        alone = dataclasses.replace(rule, detection=Selection(site.selection, FieldMatch(site.field, (site.matcher,))))
+        try:
+            backend.compile(pair.target, backend.convert(alone, pair.target, pair.mapping), pair.mapping)
+        except LsassdumpError:
+            continue  # the emitter rejects this value on its own: not the value that breaks the query
+        except Exception as error:  # the value's own query is unreadable: this is the line to report
+            cause = cause_from_values((site,), mapping, True)
+            detail = f"{cause.detail}; the emulator cannot read its query: {error}"
+            subject = Subject(f"query:{site.selection}.{site.field or 'keywords'}#{site.index}", QUERY, {})
+            found.append(Divergence(pair, subject, UNREADABLE, Cause(cause.semantic, detail, (site,))))
+    return found
 
 
 def _target_test(query_test: QueryTest, mapping: FieldMapping) -> Callable[[Mapping[str, Any]], Optional[bool]]:
