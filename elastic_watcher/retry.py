@@ -12,7 +12,7 @@ import socket
 import threading
 import urllib.error
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 import elasticsearch
 
@@ -93,8 +93,3 @@ def call(what: str, request: Callable[[], T], policy: RetryPolicy, stop: Optiona
                     raise Stopped(what) from error
             else:
                 threading.Event().wait(wait)
-
-
-def no_stop() -> Any:
-    """Return an event that is never set, for callers without a shutdown signal."""
-    return threading.Event()

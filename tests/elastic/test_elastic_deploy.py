@@ -17,7 +17,7 @@ import pytest
 from es_test_server import FakeElasticsearch, iso, multipart_file
 from test_elastic_build import run
 
-from conftest import EVENTS_INDEX
+from elastic_corpus import EVENTS_INDEX
 from elastic_watcher.kibana import detection_rule
 from elastic_watcher.rulepack import load
 from elastic_watcher.watches import WatchSettings, eql_watch, search_watch

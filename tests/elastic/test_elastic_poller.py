@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import EVENTS_INDEX
+from elastic_corpus import EVENTS_INDEX
 from elastic_harness import (
     ALERTS_INDEX, alert_pairs, make_poller, poller_command, read_jsonl, start_poller,
 )
