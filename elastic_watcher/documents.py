@@ -15,8 +15,13 @@ SEVERITY = {"informational": ("low", 21), "low": ("low", 21), "medium": ("medium
             "high": ("high", 73), "critical": ("critical", 99)}
 
 
-def flatten(source: Mapping[str, Any], prefix: str = "") -> Dict[str, Any]:
-    """Flatten nested objects into dotted names; dotted keys already in ``_source`` stay as they are."""
+def flatten(source: Mapping[str, Any], prefix: str = "") -> Mapping[str, Any]:
+    """Flatten nested objects into dotted names; dotted keys already in ``_source`` stay as they are.
+
+    A document with no nested object is returned as it is, not copied.
+    """
+    if not prefix and not any(value.__class__ is dict for value in source.values()):
+        return source
     flat: Dict[str, Any] = {}
     for key, value in source.items():
         name = f"{prefix}{key}"
@@ -42,22 +47,17 @@ def sigma_fields(source: Mapping[str, Any]) -> Dict[str, Any]:
     test mapped fields.
     """
     flat = flatten(source)
-    fields: Dict[str, Any] = {}
-    for ecs_name, sigma_name in REVERSE_ECS:
-        if ecs_name in flat:
-            fields[sigma_name] = flat[ecs_name]
-    return fields
+    return {sigma_name: flat[ecs_name] for ecs_name, sigma_name in REVERSE_ECS if ecs_name in flat}
 
 
-def logsource_of(source: Mapping[str, Any]) -> LogSource:
-    """Return the Sigma logsource of an ECS document that passed the mapping's logsource filter.
+def logsource_of(flat: Mapping[str, Any]) -> LogSource:
+    """Return the Sigma logsource of a flattened ECS document that passed the mapping's logsource filter.
 
     The ``ecs`` mapping's filter (``event.category: process`` and ``event.type: start``) stands
     for category ``process_creation``. The product comes from ``host.os.type`` when the document
     has it; without it the product is unknown, and a rule with a product still sees the event,
     as the converted queries (which carry no product filter) do.
     """
-    flat = flatten(source)
     product = flat.get("host.os.type")
     return LogSource(product=product.lower() if isinstance(product, str) else None,
                      categories=frozenset(("process_creation",)))
@@ -122,8 +122,9 @@ def _authors(document: Mapping[str, Any]) -> List[str]:
 def matches(rules: Iterable[DeployedRule], hit: Mapping[str, Any]) -> List[Tuple[DeployedRule, Match]]:
     """Evaluate one hit with every rule through the core; return the rules that match it."""
     source = hit.get("_source") or {}
-    fields = sigma_fields(source)
-    logsource = logsource_of(source)
+    flat = flatten(source)
+    fields = {sigma_name: flat[ecs_name] for ecs_name, sigma_name in REVERSE_ECS if ecs_name in flat}
+    logsource = logsource_of(flat)
     found = []
     for deployed in rules:
         if not admits(deployed, logsource):
