@@ -135,6 +135,10 @@ def configure_logging() -> None:
     if not logging.getLogger().handlers:
         logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                             format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # The client logs every request at INFO; the poller logs its own pages, retries and errors.
+    transport = logging.getLogger("elastic_transport")
+    if transport.level == logging.NOTSET:
+        transport.setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> int:

@@ -67,6 +67,9 @@ def describe(error: BaseException) -> str:
         return f"HTTP {status} {error.message}"
     if status is not None:
         return f"HTTP {status} {getattr(error, 'reason', '')}".strip()
+    if isinstance(error, elasticsearch.TransportError):
+        # str() of a transport error is only "Connection error"; the message names the cause.
+        return f"{type(error).__name__}: {error.message}"
     return f"{type(error).__name__}: {error}"
 
 
