@@ -75,9 +75,9 @@ def _technique_entry(technique: str) -> Dict[str, Any]:
 def kibana_threat(tags: Sequence[str], techniques: Sequence[str]) -> List[Dict[str, Any]]:
     """Build the Kibana ``threat`` array (framework, tactic, techniques, sub-techniques).
 
-    A technique goes under each of its tactics (from the table) that the rule also tags; when the
-    rule tags none of them, under all of its tactics. A technique the table lacks keeps its id as
-    its name and goes under every tactic the rule tags.
+    A technique goes under each of its table tactics that the rule also tags. When the rule tags
+    none of them, it goes under all of its table tactics. A technique the table lacks keeps its id
+    as its name and goes under every tactic the rule tags.
     """
     tagged = _tactic_tags(tags)
     for tag in tags:

@@ -1,4 +1,4 @@
-"""The poller's checkpoint: where the scan stands and which alerts were delivered, saved atomically.
+"""The poller's checkpoint: the scan position and the delivered alerts, saved atomically.
 
 The file is replaced with ``os.replace`` after the new content was written and fsynced to a
 temporary file in the same folder, and the folder is fsynced after the rename, so that a crash

@@ -1,8 +1,12 @@
 """The ``lsassdump elastic`` command: ``build``, ``deploy`` and ``watch``.
 
-Exit codes: 0 success; 1 a request or delivery failed (after retries); 2 invalid arguments,
-credentials or rules; 3 (``deploy`` only) the licence does not include Watcher, so no watch was
-deployed and the poller is the way to run the rules.
+Exit codes:
+
+- 0: success.
+- 1: a request or a delivery failed after its retries.
+- 2: invalid arguments, credentials or rules.
+- 3 (``deploy`` only): the licence does not include Watcher, so no watch was deployed. The poller
+  is the way to run the rules there.
 """
 
 import argparse
@@ -187,7 +191,7 @@ def run_build(args: argparse.Namespace) -> int:
     kibana_dir = os.path.join(args.out, "kibana")
     os.makedirs(watch_dir, exist_ok=True)
     os.makedirs(kibana_dir, exist_ok=True)
-    refused: List[str] = []
+    failures: List[str] = []
     detection_rules: List[Dict[str, Any]] = []
     for deployed in rules:
         artifacts: List[Tuple[str, Any]] = [(f"watch {watch_id(deployed)}", lambda d=deployed: _write_json(
@@ -202,17 +206,17 @@ def run_build(args: argparse.Namespace) -> int:
             try:
                 make()
             except (LsassdumpError, ValueError) as error:
-                refused.append(f"{deployed.rule.source}: {name} not written: {error}")
+                failures.append(f"{deployed.rule.source}: {name} not written: {error}")
     if detection_rules:
         with open(os.path.join(kibana_dir, "lsassdump_detection_rules.ndjson"), "w", encoding="utf-8") as out:
             out.write(ndjson(detection_rules))
-    for line in refused:
+    for line in failures:
         print(f"lsassdump elastic: {line}", file=sys.stderr)
     print(f"wrote {len(rules)} rule(s) to {args.out}: watches/ and kibana/lsassdump_detection_rules.ndjson "
           f"({len(detection_rules)} detection rules)")
     if not args.eql_url:
         print("no EQL watches written: pass --eql-url URL to name the cluster their http input calls")
-    return EXIT_FAILED if refused else EXIT_OK
+    return EXIT_FAILED if failures else EXIT_OK
 
 
 def _write_json(path: str, document: Dict[str, Any]) -> None:

@@ -8,8 +8,8 @@ stay out of shell history and process listings:
 - ``KIBANA_API_KEY``, or ``KIBANA_USERNAME`` and ``KIBANA_PASSWORD``, for Kibana; when none is set,
   Kibana gets the Elasticsearch credentials, which Kibana accepts.
 
-A credentials file holds the same names as ``NAME=value`` lines (``#`` starts a comment); values
-in the file take precedence over the environment. TLS certificates are verified unless
+A credentials file contains the same names as ``NAME=value`` lines, and ``#`` starts a comment.
+Values in the file take precedence over the environment. TLS certificates are verified unless
 ``--insecure`` is given.
 """
 
@@ -31,7 +31,7 @@ CREDENTIAL_NAMES = ("ES_API_KEY", "ES_USERNAME", "ES_PASSWORD",
 
 
 class ConfigurationError(Exception):
-    """A URL, credential or TLS setting that cannot be used; the message says what to change."""
+    """A URL, credential or TLS setting that cannot be used; the message names what to change."""
 
 
 @dataclass(frozen=True)
@@ -43,8 +43,11 @@ class Credentials:
     password: Optional[str] = None
 
     def __repr__(self) -> str:
-        kind = "api key" if self.api_key else ("user " + self.username) if self.username else "none"
-        return f"Credentials({kind})"
+        if self.api_key:
+            return "Credentials(api key)"
+        if self.username:
+            return f"Credentials(user {self.username})"
+        return "Credentials(none)"
 
     def authorization(self) -> Optional[str]:
         """Return the HTTP ``Authorization`` header value, or None without credentials."""
@@ -125,7 +128,7 @@ def check_url(url: str, what: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise ConfigurationError(f"{what} {url!r} is not an http:// or https:// URL with a host")
     if parsed.username is not None or parsed.password is not None:
-        raise ConfigurationError(f"{what} holds a user name or password; remove it and set ES_USERNAME and "
+        raise ConfigurationError(f"{what} contains a user name or password; remove it and set ES_USERNAME and "
                                  "ES_PASSWORD (or ES_API_KEY) in the environment or a credentials file")
     return url.rstrip("/")
 

@@ -56,7 +56,7 @@ class WatchOutcome:
 
 @dataclass
 class DeployReport:
-    """What a deployment did."""
+    """The outcome of a deployment: the licence, the watches deployed, the Kibana rules imported."""
 
     licence: Optional[Licence] = None
     watches: List[WatchOutcome] = field(default_factory=list)

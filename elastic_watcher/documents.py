@@ -53,10 +53,10 @@ def sigma_fields(source: Mapping[str, Any]) -> Dict[str, Any]:
 def logsource_of(flat: Mapping[str, Any]) -> LogSource:
     """Return the Sigma logsource of a flattened ECS document that passed the mapping's logsource filter.
 
-    The ``ecs`` mapping's filter (``event.category: process`` and ``event.type: start``) stands
-    for category ``process_creation``. The product comes from ``host.os.type`` when the document
-    has it; without it the product is unknown, and a rule with a product still sees the event,
-    as the converted queries (which carry no product filter) do.
+    The ``ecs`` mapping's filter (``event.category: process`` and ``event.type: start``) selects
+    category ``process_creation``. The product comes from ``host.os.type`` when the document has
+    it. Without it the product is unknown, and a rule with a product still admits the event, as
+    the converted queries do, because they carry no product filter.
     """
     product = flat.get("host.os.type")
     return LogSource(product=product.lower() if isinstance(product, str) else None,
@@ -64,7 +64,7 @@ def logsource_of(flat: Mapping[str, Any]) -> LogSource:
 
 
 def admits(deployed: DeployedRule, logsource: LogSource) -> bool:
-    """Tell whether a rule sees an event with this logsource; an unknown product is admitted."""
+    """Tell whether a rule admits an event with this logsource; an unknown product is admitted."""
     spec = deployed.rule.logsource
     product = spec.product if logsource.product is not None else None
     return logsource.admits(product, spec.category, spec.service)

@@ -2,9 +2,9 @@
 
 Rule fields follow Kibana's detection engine "Create rule" reference (``rule_id``, ``name``,
 ``description``, ``type``, ``language``, ``query``, ``index``, ``interval``, ``from``,
-``risk_score``, ``severity``, ``threat``); the import is ``POST /api/detection_engine/rules/_import``
-with a ``multipart/form-data`` body holding the NDJSON as the ``file`` field, and the
-``kbn-xsrf`` header that Kibana requires on every write request.
+``risk_score``, ``severity``, ``threat``). The import is ``POST /api/detection_engine/rules/_import``
+with a ``multipart/form-data`` body that carries the NDJSON as the ``file`` field. It needs the
+``kbn-xsrf`` header, which Kibana requires on every write request.
 """
 
 import json
@@ -99,7 +99,7 @@ def import_request(kibana_url: str, text: str, creds: Credentials, overwrite: bo
 
 
 def send(request: urllib.request.Request, tls: TlsSettings, timeout: float) -> Tuple[int, Dict[str, Any]]:
-    """Send a request; returns the status and the decoded JSON answer. HTTP errors raise HTTPError."""
+    """Send a request and return the status and the decoded JSON response; HTTP errors raise HTTPError."""
     context = tls.context() if request.full_url.startswith("https:") else None
     with urllib.request.urlopen(request, timeout=timeout, context=context) as response:  # noqa: S310 - URL checked
         body = response.read()

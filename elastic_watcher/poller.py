@@ -2,8 +2,8 @@
 
 One cycle opens a point in time (PIT) on the index pattern and pages through the events whose
 ``@timestamp`` is at or after the lower bound, sorted by ``@timestamp`` with the ``_shard_doc``
-tiebreaker (Elasticsearch reference, "Paginate search results": a PIT search sorted this way
-visits every matching document exactly once). The server selects events with a prefilter:
+tiebreaker. Within a PIT, ``_shard_doc`` is unique per document, so paging with ``search_after``
+neither skips nor repeats a document. The server selects events with a prefilter:
 
 - ``logsource`` (default): only the ECS logsource filter, so every process-start event reaches the
   core, which alone decides; this is exact even where Elasticsearch matches differently from the
@@ -39,7 +39,7 @@ PREFILTERS = ("logsource", "query")
 
 @dataclass(frozen=True)
 class PollerSettings:
-    """What to scan, how, and where the checkpoint lives."""
+    """The poller's configuration: the index pattern, the prefilter, paging, timing and the checkpoint path."""
 
     index: str
     state_path: str
@@ -55,7 +55,7 @@ class PollerSettings:
 
 @dataclass
 class CycleResult:
-    """What one cycle did."""
+    """The counts of one cycle, and whether it reached the newest event."""
 
     events: int = 0
     pages: int = 0
@@ -64,7 +64,7 @@ class CycleResult:
 
 
 class Poller:
-    """Runs cycles until stopped (or once), delivering every new alert exactly once to each sink."""
+    """Runs cycles until stopped (or once), delivering each new alert to every sink."""
 
     def __init__(self, client: elasticsearch.Elasticsearch, rules: Sequence[DeployedRule], sinks: Sequence[Sink],
                  settings: PollerSettings, policy: retry.RetryPolicy, stop: threading.Event,

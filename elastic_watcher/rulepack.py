@@ -1,7 +1,7 @@
 """The rules a deployment carries: loaded and compiled once, with their Elastic queries.
 
 Everything here goes through the core's public verbs (``load_rules``, ``compile_rule``,
-``convert``); the queries are always built for the ``ecs`` field mapping, because the poller maps
+``convert``). The queries are always built for the ``ecs`` field mapping, because the poller maps
 hits back to Sigma field names through that mapping's table.
 """
 

@@ -1,4 +1,4 @@
-"""Where the poller delivers alerts: an Elasticsearch index, a JSON Lines file, a webhook.
+"""The poller's alert outputs ("sinks"): an Elasticsearch index, a JSON Lines file, a webhook.
 
 The poller saves its checkpoint after every page that all sinks accepted. A crash between a
 delivery and that checkpoint makes the restarted poller deliver the page again, so each sink

@@ -20,7 +20,7 @@ from elastic_watcher.rulepack import DeployedRule
 DEFAULT_INDICES = ("logs-*", "winlogbeat-*")
 DEFAULT_ALERTS_INDEX = "lsassdump-alerts"
 
-# Watcher renders the search input's body as a Mustache template; the trigger's scheduled time
+# Watcher renders the search input's body as a Mustache template. The trigger's scheduled time
 # anchors the window, so a watch that runs late still searches the window it was due for.
 SCHEDULED = "{{ctx.trigger.scheduled_time}}"
 
@@ -61,7 +61,7 @@ class WatchSettings:
     alerts_index: str = DEFAULT_ALERTS_INDEX
     interval: str = "5m"
     # The search window is the interval plus this lag, so consecutive windows overlap and events
-    # indexed up to ``lag`` late are still seen; the alert ids make the overlap harmless.
+    # indexed up to ``lag`` late are still seen. The alert ids make the overlap harmless.
     lag: str = "5m"
     size: int = 1000
     throttle: str = "15m"

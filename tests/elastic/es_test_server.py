@@ -138,7 +138,9 @@ class QueryCompiler:
         required = [self.compile(q) for key in ("must", "filter") for q in _as_list(spec.get(key))]
         optional = [self.compile(q) for q in _as_list(spec.get("should"))]
         excluded = [self.compile(q) for q in _as_list(spec.get("must_not"))]
-        minimum = int(spec.get("minimum_should_match", 0 if required else 1)) if optional else 0
+        minimum = 0
+        if optional:
+            minimum = int(spec.get("minimum_should_match", 0 if required else 1))
 
         def test(doc: Dict[str, Any], ts: int) -> bool:
             if not all(t(doc, ts) for t in required) or any(t(doc, ts) for t in excluded):
@@ -239,7 +241,7 @@ class Faults:
 
 
 class Dropped(Exception):
-    """The handler closes the connection without an answer."""
+    """Raised to close the connection without a response."""
 
 
 class FakeElasticsearch:
@@ -391,7 +393,10 @@ class FakeElasticsearch:
                 kind = next(key for key in action if key not in ("transform", "throttle_period", "condition"))
                 mode = modes.get(name, modes.get("_all", "execute"))
                 actions.append({"id": name, "type": kind, "status": "simulated" if "simulate" in mode else "success"})
-        state = "failed" if input_result["status"] == "failure" else ("executed" if met else "execution_not_needed")
+        if input_result["status"] == "failure":
+            state = "failed"
+        else:
+            state = "executed" if met else "execution_not_needed"
         record = {
             "watch_id": watch_id, "node": "fake", "state": state, "user": "test",
             "trigger_event": {"type": "manual", "triggered_time": scheduled,
@@ -726,7 +731,7 @@ def multipart_file(content_type: str, body: bytes) -> Optional[str]:
 
 
 class FakeWebhook:
-    """Records JSON POSTs; answers 200, or the statuses queued in ``failures``."""
+    """Records JSON POSTs; responds 200, or with the statuses queued in ``failures``."""
 
     def __init__(self) -> None:
         self.posts: List[Any] = []

@@ -69,7 +69,8 @@ def test_watch_actions_and_metadata(built):
     assert script["params"] == {"severity": "high", "risk_score": 73}
     hook = actions["webhook"]["webhook"]
     assert (hook["scheme"], hook["host"], hook["port"], hook["path"]) == ("https", "hooks.example.org", 443, "/sigma")
-    assert hook["params"] == {"team": "soc"} and hook["method"] == "post"
+    assert hook["params"] == {"team": "soc"}
+    assert hook["method"] == "post"
     assert watch["metadata"]["rule_id"] == LSASS_RULE_ID
     assert watch["metadata"]["title"] == "Potential LSASS Process Dump Via Procdump"
     assert watch["metadata"]["level"] == "high"

@@ -1,7 +1,7 @@
 """Fault injection on the poller: every alert the core expects is delivered, and none twice.
 
 The data set is the shared process-creation events with every 25th command line turned into a
-ProcDump LSASS dump, so that every page holds alerts and every fault lands among them. The overlap
+ProcDump LSASS dump, so that every page contains alerts and every fault lands among them. The overlap
 window spans ten years, so a poller that restarts rescans everything and only its
 de-duplication keeps alerts from repeating.
 """
@@ -107,7 +107,7 @@ def test_poller_killed_mid_bulk_then_restarted(fake_es, dense_corpus, tmp_path):
         fault.release.set()
         if process.poll() is None:
             process.kill()
-    # Killed mid-page: the file sink (which runs first) holds the whole page, the index 7 of its
+    # Killed mid-page: the file sink, which runs first, has the whole page. The index has 7 of its
     # alerts, and the checkpoint none of them.
     checkpointed = json.loads(open(state, encoding="utf-8").read())["alerts_delivered"]
     assert len(fake_es.sources(ALERTS_INDEX)) == checkpointed + 7

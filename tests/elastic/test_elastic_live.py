@@ -1,8 +1,8 @@
 """Against a real Elasticsearch (and Kibana): deploy, ``_execute``, poll, alerts present.
 
 Enabled only when ``ES_URL`` and credentials (``ES_API_KEY``, or ``ES_USERNAME`` and
-``ES_PASSWORD``) are set; ``KIBANA_URL`` adds the detection rule import, ``ES_CA_CERTS`` names a
-CA bundle and ``ES_INSECURE=1`` turns certificate checks off. Every index, watch and rule the
+``ES_PASSWORD``) are set. ``KIBANA_URL`` adds the detection rule import, ``ES_CA_CERTS`` names a
+CA bundle, and ``ES_INSECURE=1`` turns certificate checks off. Every index, watch and rule the
 tests create carries a random suffix and is deleted afterwards.
 NOTE: these tests have not run in this project's CI, which has no Elasticsearch.
 """
