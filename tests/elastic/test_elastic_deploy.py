@@ -155,7 +155,7 @@ def test_credentials_file(recent_events, no_credentials, tmp_path, caplog):
 def test_url_with_password_rejected(no_credentials, capsys):
     assert run("deploy", "--url", "http://admin:changeme@127.0.0.1:9", "--no-eql") == 2
     err = capsys.readouterr().err
-    assert "holds a user name or password" in err
+    assert "contains a user name or password" in err
     assert "changeme" not in err
 
 
