@@ -1,0 +1,97 @@
+"""Read Windows EVTX files with the ``evtx`` package (pyevtx-rs), imported only when an EVTX file is read.
+
+pyevtx-rs renders each record as JSON text in the evtx_dump layout (``Event.System``,
+``Event.EventData``). When a chunk or record is damaged its iterator raises ``RuntimeError`` and
+then continues with the next chunk, so the reader reports each error and reads on.
+
+``Event.record`` is the record number from the record header, which locates the record in this
+file. The ``EventRecordID`` field keeps the number from the event itself; the two differ in logs
+that were saved from a filtered view.
+"""
+
+import json
+import os
+from typing import Any, BinaryIO, Dict, Iterator, Union, cast
+
+from core.events import Event, ReadProblem
+from core.readers import shapes
+
+Item = Union[Event, ReadProblem]
+
+# EVTX files are made of 64 KiB chunks, and the parser raises at most one error per damaged chunk
+# before moving on. More errors in a row than the file has chunks means it no longer advances.
+_CHUNK_BYTES = 64 * 1024
+# An EVTX file is a 4 KiB header block followed by whole chunks. The parser stops without an error
+# at the end of a truncated file, so the reader checks the size itself.
+# NOTE: a file cut exactly at a chunk boundary passes this check.
+_HEADER_BYTES = 4096
+_PARSER_ERRORS = (RuntimeError, OSError, ValueError)
+
+
+def read_evtx(file: Union[str, BinaryIO], source: str) -> Iterator[Item]:
+    """Yield the events of an EVTX file (a path or a seekable binary file), and a ReadProblem per damaged part."""
+    try:
+        from evtx import PyEvtxParser
+    except ImportError:
+        yield ReadProblem(source, None, "reading EVTX files needs the 'evtx' package: pip install evtx")
+        return
+
+    try:
+        # The type stubs declare Optional items, but the iterator never yields None.
+        records = cast(Iterator[Dict[str, Any]], PyEvtxParser(file).records_json())
+    except _PARSER_ERRORS as error:
+        yield ReadProblem(source, None, f"not a readable EVTX file: {error}")
+        return
+
+    size = _size(file)
+    error_limit = size // _CHUNK_BYTES + 2
+    errors_in_a_row = 0
+    record_id = None
+    builder = shapes.Builder(source)
+    decode = json.JSONDecoder().raw_decode
+    evtx_event_fields = shapes.evtx_event_fields
+    event_of = builder.event
+    shape = shapes.SHAPE_EVTX
+    while True:
+        # A for loop is faster than calling next() for each record. A parser error ends it, and the
+        # while loop goes on with the same iterator, which resumes at the next chunk. The body
+        # catches its own errors, so what reaches the except clause comes from the parser.
+        try:
+            for record in records:
+                errors_in_a_row = 0
+                record_id = record["event_record_id"]
+                data = record["data"]
+                try:
+                    event = decode(data)[0]["Event"]
+                except (ValueError, KeyError, TypeError) as error:
+                    yield ReadProblem(source, record_id, f"EVTX record has no readable Event element: {error!r}")
+                    continue
+                if type(event) is not dict:
+                    yield ReadProblem(source, record_id, "EVTX record has no readable Event element")
+                    continue
+                fields, time, host = evtx_event_fields(event, data)
+                item = event_of(fields, shape, record_id, time, host)
+                if builder.problems:
+                    yield from builder.take_problems()
+                yield item
+            if (size - _HEADER_BYTES) % _CHUNK_BYTES:
+                yield ReadProblem(source, None, f"the file size ({size} bytes) is not a 4 KiB header plus "
+                                  "whole 64 KiB chunks, so the file was cut short; events of its last chunk "
+                                  "are missing")
+            return
+        except _PARSER_ERRORS as error:
+            after = "at the start" if record_id is None else f"after record {record_id}"
+            yield ReadProblem(source, None, f"damaged EVTX data {after}: {error}")
+            errors_in_a_row += 1
+            if errors_in_a_row > error_limit:
+                yield ReadProblem(source, None, f"stopped after {errors_in_a_row} errors in a row")
+                return
+
+
+def _size(file: Union[str, BinaryIO]) -> int:
+    if isinstance(file, str):
+        return os.path.getsize(file)
+    position = file.tell()
+    size = file.seek(0, os.SEEK_END)
+    file.seek(position)
+    return size
