@@ -30,7 +30,7 @@ from elastic_watcher import checkpoint as checkpoints
 from elastic_watcher import retry
 from elastic_watcher.documents import alert_document, alert_id, matches
 from elastic_watcher.rulepack import DeployedRule, logsource_filter
-from elastic_watcher.sinks import Alert, Sink
+from elastic_watcher.sinks import Alert, DeliveryError, Sink
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +97,12 @@ class Poller:
                  settings.index, len(self.rules), settings.prefilter, settings.state_path,
                  ", ".join(sink.name for sink in self.sinks), _show_time(self.checkpoint.cursor))
         for sink in self.sinks:
-            sink.recover(self.checkpoint.sinks.get(sink.name, {}))
+            try:
+                sink.recover(self.checkpoint.sinks.get(sink.name, {}))
+            except (OSError, ValueError, DeliveryError) as error:
+                log.error("cannot resume the %s output: %s", sink.name, error)
+                log.info("poller stopped: exit code 1")
+                return 1
         code = 0
         try:
             while not self.stop.is_set():

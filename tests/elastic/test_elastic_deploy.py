@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import time
+import urllib.request
 
 import pytest
 
@@ -106,6 +107,12 @@ def test_deploy_basic_licence_points_to_poller(recent_events, fake_kibana, no_cr
     assert "licence basic (active) does not include Watcher: no watch deployed" in out
     assert f"lsassdump elastic watch --url {server.url} --index 'logs-*'" in out
     assert len(fake_kibana.rules) == 4  # detection rules work on Basic
+
+
+def test_server_sends_product_header(fake_es):
+    # elasticsearch-py 8 and later reject any response without this header.
+    with urllib.request.urlopen(fake_es.url + "/", timeout=10) as response:  # noqa: S310 - loopback
+        assert response.headers["X-Elastic-Product"] == "Elasticsearch"
 
 
 def test_put_watch_refused_on_basic_licence(no_credentials):
