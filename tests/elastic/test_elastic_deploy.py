@@ -74,8 +74,9 @@ def test_deploy_requests(secured_es, fake_kibana, recent_events, corpus, no_cred
     executes = secured_es.recorded(path=r"/_execute$")
     assert executes[0].json() == {"action_modes": {"log": "simulate", "index_alerts": "simulate"},
                                   "record_execution": False}
-    lsass = next(line for line in out.splitlines() if line.startswith("watch lsassdump-5afee48e"))
-    assert lsass.endswith("simulated run executed (3 hit(s) now)")
+    lsass = [line for line in out.splitlines() if line.startswith("watch lsassdump-5afee48e")]
+    assert lsass[0].endswith("-f74259dcf998: stored, simulated run executed (3 hit(s) now)")
+    assert lsass[1].endswith("-f74259dcf998-eql: stored, simulated run executed (3 hit(s) now)")
     assert len(corpus.matched_documents) == 3
 
     (imported,) = fake_kibana.requests

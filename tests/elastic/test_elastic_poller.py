@@ -146,7 +146,8 @@ def test_checkpoint_of_other_rules_rejected(fake_es, tmp_path):
         make_poller(fake_es.url, str(state))
 
 
-def test_poller_stops_on_sigterm(fake_es, corpus, tmp_path):
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+def test_poller_stops_on_signal(fake_es, corpus, tmp_path, stop_signal):
     fake_es.load(EVENTS_INDEX, corpus.documents)
     state, log = str(tmp_path / "state.json"), str(tmp_path / "poller.log")
     command = [part for part in poller_command(fake_es.url, state, "--alerts-file", str(tmp_path / "a.jsonl"),
@@ -158,14 +159,14 @@ def test_poller_stops_on_sigterm(fake_es, corpus, tmp_path):
             assert process.poll() is None, open(log, encoding="utf-8").read()
             assert time.monotonic() < deadline, "the poller did not finish a cycle in 30 s"
             time.sleep(0.1)
-        process.send_signal(signal.SIGTERM)
+        process.send_signal(stop_signal)
         assert process.wait(timeout=15) == 0
     finally:
         if process.poll() is None:
             process.kill()
     text = open(log, encoding="utf-8").read()
     assert "poller started" in text
-    assert "received SIGTERM" in text
+    assert f"received {stop_signal.name}" in text
     assert "poller stopped" in text
     assert len(read_jsonl(str(tmp_path / "a.jsonl"))) == len(corpus.expected)
 
