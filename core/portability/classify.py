@@ -73,7 +73,7 @@ def classify(fields: Fields, rule_test: Test, target_test: Test, mapping: FieldM
              focus: Optional[ValueSite] = None) -> Cause:
     """Return the cause of a verdict that differs between the rule and the target on ``fields``.
 
-    ``site_tests`` holds the evaluator's test of each site alone, in the order of ``sites``;
+    ``site_tests`` contains the evaluator's test of each site alone, in the order of ``sites``;
     ``focus`` is the value a generated event exercises (None for a real event).
     """
     expected = rule_test(fields)

@@ -217,7 +217,7 @@ def _event_fields(event: Optional[str], command_line: Optional[str], extra: Sequ
 
 
 def _document_fields(document: Dict[str, Any]) -> Dict[str, Any]:
-    """Return a document's Sigma fields: renamed when the scanner knows its shape, else as given."""
+    """Return a document's Sigma fields: renamed when the scanner recognises its shape, else as given."""
     try:
         from core.readers.shapes import Builder, detect_shape, document_fields
     except ImportError:

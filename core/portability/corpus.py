@@ -21,7 +21,7 @@ from core.rules import Rule
 
 # Text put where a pattern has a wildcard, and between the values that one field must contain.
 FILLER = "x"
-# Where a rule value sits in its field: among the others, or moved to the very end or start.
+# Positions of the varied value in its field: among the others, or at the very end or start.
 MIDDLE, LAST, FIRST = "middle", "last", "first"
 # Letters outside ASCII whose full case folding is an ASCII letter or pair (Unicode CaseFolding.txt).
 FOLD_PARTNERS = (("k", "\u212a"), ("s", "\u017f"), ("ss", "\u00df"))

@@ -34,7 +34,13 @@ def regex_sample(pattern: str, ignore_case: bool = False, multiline: bool = Fals
 
     "Open" means that the expression does not anchor that side, so other text may stand there.
     """
-    flags = (re.IGNORECASE if ignore_case else 0) | (re.MULTILINE if multiline else 0) | (re.DOTALL if dotall else 0)
+    flags = 0
+    if ignore_case:
+        flags |= re.IGNORECASE
+    if multiline:
+        flags |= re.MULTILINE
+    if dotall:
+        flags |= re.DOTALL
     try:
         parsed = _sre.parse(pattern, flags)
         items = list(parsed)

@@ -3,8 +3,8 @@
 For each rule, the subjects are the events of the given files that the rule's logsource admits,
 plus the corpus generated from the rule. Each (target, mapping) pair converts the rule, compiles
 the query with the target's emulator, and evaluates the document the mapping builds from each
-subject. The evaluator's verdict is the reference: a subject where the target says no and the
-evaluator says yes is a false negative, the reverse a false positive.
+subject. The evaluator's verdict is the reference: a subject that the evaluator matches and the
+target does not is a false negative, the reverse a false positive.
 """
 
 import dataclasses

@@ -78,7 +78,7 @@ def find_span(pattern: SigmaString, cased: bool, text: str) -> Optional[Span]:
 
 @dataclass(frozen=True)
 class NearMiss:
-    """A change to the event value that would make a value match, and what it says about the miss."""
+    """A change to the event value that would make a value match, and the reason it gives for the miss."""
 
     kind: str
     reason: str
@@ -135,7 +135,7 @@ def near_misses(pattern: SigmaString, cased: bool, text: str) -> List[NearMiss]:
 
 
 def as_text(value: Any) -> Optional[str]:
-    """Return the text a string value sees for an event value, as the evaluator does."""
+    """Return the text that a string value is compared with, as the evaluator converts an event value."""
     if isinstance(value, str):
         return value
     if isinstance(value, bool):

@@ -12,6 +12,7 @@ def read_png(data: bytes) -> Tuple[int, int, List[List[Pixel]]]:
     """Return (width, height, rows of RGB pixels); raises ValueError on a PNG this cannot read."""
     if not data.startswith(SIGNATURE):
         raise ValueError("not a PNG file")
+
     offset = len(SIGNATURE)
     header = b""
     compressed = bytearray()
@@ -25,9 +26,11 @@ def read_png(data: bytes) -> Tuple[int, int, List[List[Pixel]]]:
             compressed.extend(body)
         elif kind == b"IEND":
             break
+
     width, height, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", header)
     if depth != 8 or colour not in (2, 6) or interlace:
         raise ValueError(f"unsupported PNG: bit depth {depth}, colour type {colour}, interlace {interlace}")
+
     channels = 3 if colour == 2 else 4
     raw = zlib.decompress(bytes(compressed))
     stride = width * channels

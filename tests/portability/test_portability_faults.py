@@ -48,12 +48,12 @@ def test_dropped_windash_line_names_value(drop_horizontal_bar, capsys):
     code = run_command(["portability", str(LSASS_RULE), "--targets", "kql", "--mappings", "sentinel-asim",
                         "--accept", UNICODE_CASE])
     lines = capsys.readouterr().out.splitlines()
-    wanted = ("    kql/sentinel-asim  false negative  corpus:selection_flags.CommandLine#0.windash-U+2015  "
+    expected_line = ("    kql/sentinel-asim  false negative  corpus:selection_flags.CommandLine#0.windash-U+2015  "
               "CommandLine=\"x \u2015ma x lsx\"  value ' -ma '  windash: U+2015 HORIZONTAL BAR: the rule's "
               "windash covers it, the query does not")
 
     assert code == 1
-    assert wanted in lines
+    assert expected_line in lines
 
 
 def test_unescaped_space_caught(lsass_rule, unescaped_space, capsys):

@@ -73,11 +73,11 @@ def test_case_divergence_line_names_value(shared_report):
         pytest.skip("lucene-as-written is not a target here")
     _require(result)
     lines = to_text(shared_report, max_lines=0).splitlines()
-    wanted = ("lucene-as-written/ecs  false negative  corpus:selection_flags.CommandLine#0.upper  "
+    expected_line = ("lucene-as-written/ecs  false negative  corpus:selection_flags.CommandLine#0.upper  "
               "CommandLine=\"x -MA x lsx\"  value ' -ma '  case folding: process.command_line (wildcard field) "
               "compared case-sensitively, the rule is case-insensitive")
 
-    assert "    " + wanted in lines
+    assert "    " + expected_line in lines
 
 
 def test_real_true_positives_agree_everywhere(shared_report):
