@@ -139,8 +139,14 @@ def run_portability(args: argparse.Namespace) -> int:
         return _error(str(error))
     if not rules:
         return _error("no rule found")
+    from core.portability.report import VARIANTS
+
+    # The case-sensitive variants show what a naive translation misses; they fail the run only
+    # when named in --targets.
+    references = [name for name in VARIANTS if name not in targets]
     report = build_report(rules, events, pairs, backend, use_corpus=not args.no_corpus,
-                          event_paths=args.events, read_problems=problems, accept=accepted)
+                          event_paths=args.events, read_problems=problems, accept=accepted,
+                          reference_targets=references)
     _write(args.output, _render_report(report, args.format, args.max_lines))
     return _portability_exit(report, args.strict)
 

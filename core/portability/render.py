@@ -27,6 +27,8 @@ def divergence_line(item: Divergence) -> str:
 def status_text(result: PairResult) -> str:
     """Return the status column of a pair: ok, diverges, ok with accepted semantics, or why it did not run."""
     if result.status == OK:
+        if result.diverges and result.reference:
+            return "diverges (reference variant, does not fail the run)"
         if result.diverges:
             return "diverges"
         if result.divergences:
@@ -69,7 +71,8 @@ def _rule_counts(rule: RuleReport) -> str:
 
 def _verdict(report: Report) -> str:
     results = [result for rule in report.rules for result in rule.results]
-    diverging = sorted({result.pair.label for result in results if result.diverges})
+    diverging = sorted({result.pair.label for result in results if result.diverges and not result.reference})
+    references = sorted({result.pair.label for result in results if result.diverges and result.reference})
     missing = sorted({result.pair.label for result in results if result.status == NOT_AVAILABLE})
     refused = sorted({result.pair.label for result in results if result.status == REFUSED})
     if diverging:
@@ -77,6 +80,8 @@ def _verdict(report: Report) -> str:
                f"({', '.join(diverging)})"
     else:
         line = "result: every available target/mapping pair agrees with the rule"
+    if references:
+        line += f"; reference variants that diverge: {', '.join(references)}"
     if missing:
         line += f"; not available: {', '.join(missing)}"
     if refused:

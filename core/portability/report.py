@@ -106,6 +106,8 @@ class PairResult:
     divergences: List[Divergence] = field(default_factory=list)
     # Semantics whose divergences are listed but do not count as a failure (``--accept``).
     accepted: FrozenSet[str] = frozenset()
+    # A reference row (a case-sensitive variant nobody asked for): shown, never failing the run.
+    reference: bool = False
 
     @property
     def failing(self) -> List[Divergence]:
@@ -144,7 +146,8 @@ class Report:
 
     @property
     def diverges(self) -> bool:
-        return any(result.diverges for rule in self.rules for result in rule.results)
+        """Tell whether a pair that is not a reference row diverges or fails."""
+        return any(result.diverges and not result.reference for rule in self.rules for result in rule.results)
 
     def divergences(self) -> List[Divergence]:
         return [item for rule in self.rules for result in rule.results for item in result.divergences]
@@ -227,17 +230,20 @@ def pairs_for(backend: Backend, targets: Optional[Sequence[str]] = None,
 def build_report(rules: Sequence[Rule], events: Sequence[Event], pairs: Sequence[Pair],
                  backend: Optional[Backend] = None, use_corpus: bool = True,
                  event_paths: Sequence[str] = (), read_problems: int = 0,
-                 accept: Iterable[str] = ()) -> Report:
+                 accept: Iterable[str] = (), reference_targets: Iterable[str] = ()) -> Report:
     """Run each rule over the events and its corpus through the evaluator and every pair.
 
-    Divergences whose semantic is in ``accept`` are kept in the report but make no pair fail.
+    Divergences whose semantic is in ``accept`` are kept in the report but make no pair fail, and
+    pairs of ``reference_targets`` are shown without ever failing the report.
     """
     backend = backend or Backend()
     reports = [_rule_report(rule, events, pairs, backend, use_corpus) for rule in rules]
     accepted = frozenset(accept)
+    references = frozenset(reference_targets)
     for rule_report in reports:
         for result in rule_report.results:
             result.accepted = accepted
+            result.reference = result.pair.target in references
     return Report(reports, tuple(event_paths), len(events), read_problems)
 
 

@@ -109,6 +109,15 @@ def test_command_exit_codes(capsys):
     assert "result: every available target/mapping pair agrees with the rule" in passing_out
 
 
+def test_reference_variants_do_not_fail(capsys):
+    code = run_command(["portability", str(LSASS_RULE), "--mappings", "ecs", "--accept", UNICODE_CASE])
+    out = capsys.readouterr().out
+
+    assert code == 0
+    assert "lucene-as-written/ecs" in out
+    assert "diverges (reference variant, does not fail the run)" in out
+
+
 def test_command_rejects_unknown_target(capsys):
     code = run_command(["portability", str(LSASS_RULE), "--targets", "splunk"])
 
