@@ -7,7 +7,8 @@ makes a repeated page harmless as far as it can:
 - the index sink sends ``create`` operations with the alert id as ``_id``; a 409 conflict means
   the alert is already there;
 - the file sink records its size in the checkpoint, and on restart reads the lines written after
-  it to skip those alerts (and cuts a last line that a crash left incomplete);
+  it, so that it skips those alerts when they come again (and cuts a last line that a crash left
+  incomplete). Until they come again, their ids are kept in the checkpoint;
 - the webhook sink cannot know what the receiver kept: a page re-sent after a crash reaches it
   again, with the same alert ids for the receiver to de-duplicate (at-least-once delivery).
 """
@@ -125,6 +126,8 @@ class FileSink(Sink):
 
     def recover(self, state: Dict[str, Any]) -> None:
         self.offset = int(state.get("offset", 0))
+        # Alerts written after an earlier checkpoint whose page has not been delivered again yet.
+        self.recovered = set(state.get("pending", []))
         self.handle = open(self.path, "a+b")
         size = os.fstat(self.handle.fileno()).st_size
         if size < self.offset:
@@ -149,6 +152,8 @@ class FileSink(Sink):
             self.recover({})
         assert self.handle is not None
         fresh = [alert for alert in alerts if alert_key(alert) not in self.recovered]
+        # Once seen again, these alerts enter the poller's own de-duplication with this page.
+        self.recovered.difference_update(alert_key(alert) for alert in alerts)
         if fresh:
             self.handle.seek(0, os.SEEK_END)
             text = "".join(json.dumps(alert, ensure_ascii=False, sort_keys=True) + "\n" for alert in fresh)
@@ -157,13 +162,10 @@ class FileSink(Sink):
             os.fsync(self.handle.fileno())
 
     def state(self) -> Dict[str, Any]:
-        if self.handle is None:
-            return {"offset": self.offset}
-        self.handle.seek(0, os.SEEK_END)
-        self.offset = self.handle.tell()
-        # Everything up to the new offset is covered by the checkpoint being saved.
-        self.recovered.clear()
-        return {"offset": self.offset}
+        if self.handle is not None:
+            self.handle.seek(0, os.SEEK_END)
+            self.offset = self.handle.tell()
+        return {"offset": self.offset, "pending": sorted(self.recovered)}
 
     def close(self) -> None:
         if self.handle is not None:

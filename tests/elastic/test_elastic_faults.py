@@ -11,6 +11,8 @@ import os
 import signal
 import time
 
+import pytest
+
 from elastic_corpus import EVENTS_INDEX
 from elastic_harness import (
     ALERTS_INDEX, alert_pairs, make_poller, poller_command, read_jsonl, start_poller,
@@ -90,7 +92,8 @@ def test_webhook_errors_retried(fake_es, fake_webhook, dense_corpus, tmp_path):
     assert_exactly_once(delivered, dense_corpus.expected)
 
 
-def test_poller_killed_mid_bulk_then_restarted(fake_es, dense_corpus, tmp_path):
+@pytest.mark.parametrize("pit_lost", [False, True], ids=["pit-kept", "pit-lost"])
+def test_poller_killed_mid_bulk_then_restarted(fake_es, dense_corpus, tmp_path, pit_lost):
     fake_es.load(EVENTS_INDEX, dense_corpus.documents)
     # The third bulk request stores 7 alerts of its page, then hangs until the poller is killed.
     fault = fake_es.faults.add("bulk_partial", None, r"^/_bulk$", skip=2, items=7)
@@ -112,6 +115,9 @@ def test_poller_killed_mid_bulk_then_restarted(fake_es, dense_corpus, tmp_path):
     checkpointed = json.loads(open(state, encoding="utf-8").read())["alerts_delivered"]
     assert len(fake_es.sources(ALERTS_INDEX)) == checkpointed + 7
     assert len(read_jsonl(alerts_file)) > checkpointed + 7
+    if pit_lost:
+        # The restarted poller rescans from the start, so the killed page is not its first page.
+        fake_es.expire_pits()
 
     restarted = start_poller(command, log)
     assert restarted.wait(timeout=60) == 0, open(log, encoding="utf-8").read()
@@ -121,6 +127,7 @@ def test_poller_killed_mid_bulk_then_restarted(fake_es, dense_corpus, tmp_path):
     text = open(log, encoding="utf-8").read()
     assert "resuming the scan of point in time" in text
     assert "will not be written again" in text
+    assert ("point in time expired or lost" in text) is pit_lost
 
 
 def test_poller_killed_mid_scan_pit_expired(fake_es, dense_corpus, tmp_path):
