@@ -20,7 +20,9 @@ import pytest
 from core.events import Event, LogSource, ReadProblem
 from core.logsources import classify, logsource_for
 from core.readers import iter_event_files, read_events, sniff_format
-from core.readers.shapes import MAX_COMMAND_LINE_CHARS, new_event
+from core.readers.builder import MAX_COMMAND_LINE_CHARS, new_event
+from core.readers.evtxfile import compact_record_fields
+from core.readers.shapes import evtx_event_fields
 
 Item = Union[Event, ReadProblem]
 
@@ -493,6 +495,30 @@ def test_evtx_zeroed_chunk_reads_on(SHARED_DATA: Path) -> None:
     assert len(problems) == 8
     assert all("chunk header magic" in problem.message for problem in problems)
     assert problems[0].message.startswith("damaged EVTX data after record ")
+
+
+@pytest.mark.slow
+def test_evtx_compact_layout_matches_decoding(SHARED_DATA: Path) -> None:
+    evtx = pytest.importorskip("evtx")
+    decode = json.JSONDecoder().raw_decode
+    compact = 0
+    for path in sorted(SHARED_DATA.rglob("*.evtx")):
+        records = evtx.PyEvtxParser(str(path)).records_json()
+        while True:
+            try:
+                record = next(records)
+            except StopIteration:
+                break
+            except RuntimeError:
+                continue
+            fast = compact_record_fields(record["data"], decode)
+            if fast is None:
+                continue
+            compact += 1
+            slow = evtx_event_fields(json.loads(record["data"])["Event"])
+            assert fast == slow, (path, record["event_record_id"])
+
+    assert compact > 10000
 
 
 def test_evtx_not_evtx_one_problem(tmp_path: Path) -> None:

@@ -16,6 +16,9 @@ from xml.etree import ElementTree
 
 from core.events import Event, ReadProblem
 from core.readers import shapes
+from core.readers.builder import (
+    SHAPE_CSV, SHAPE_XML, Builder, Fields, add_aliases, describe, iso_time, local_name,
+)
 from core.readers.jsonfile import event_from_document
 from core.readers.text import text_lines
 from core.readers.xmlfile import event_element_fields
@@ -49,7 +52,7 @@ def read_csv(stream: BinaryIO, source: str, encoding: str) -> Iterator[Item]:
                           f"{', '.join(EVENT_COLUMNS)} (header: {', '.join(columns[:8])})")
         return
 
-    builder = shapes.Builder(source)
+    builder = Builder(source)
     last_line = reader.line_num
     while True:
         try:
@@ -72,7 +75,7 @@ def read_csv(stream: BinaryIO, source: str, encoding: str) -> Iterator[Item]:
         yield from _row_items(dict(zip(columns, row)), builder, first_line)
 
 
-def _row_items(row: Dict[str, str], builder: shapes.Builder, record: int) -> Iterator[Item]:
+def _row_items(row: Dict[str, str], builder: Builder, record: int) -> Iterator[Item]:
     raw = (row.get("_raw") or "").lstrip()
     if raw.startswith("<"):
         yield from _raw_xml_items(raw, row, builder, record)
@@ -86,31 +89,31 @@ def _row_items(row: Dict[str, str], builder: shapes.Builder, record: int) -> Ite
             if isinstance(document, dict):
                 yield from event_from_document(document, builder.source, record)
                 return
-            yield ReadProblem(builder.source, record, f"_raw holds {shapes.describe(document)}, "
+            yield ReadProblem(builder.source, record, f"_raw holds {describe(document)}, "
                               "expected a JSON object; reading the columns instead")
 
-    fields: shapes.Fields = {name: value for name, value in row.items() if value != "" and name != "_raw"}
-    shapes.add_aliases(fields, shapes.FLAT_RENAMES)
+    fields: Fields = {name: value for name, value in row.items() if value != "" and name != "_raw"}
+    add_aliases(fields, shapes.FLAT_RENAMES)
     host = fields.get("Computer") or fields.get("host")
-    event = builder.event(fields, shapes.SHAPE_CSV, record, shapes.iso_time(fields.get("_time")), host)
+    event = builder.event(fields, SHAPE_CSV, record, iso_time(fields.get("_time")), host)
     yield from builder.take_problems()
     yield event
 
 
-def _raw_xml_items(raw: str, row: Dict[str, str], builder: shapes.Builder, record: int) -> Iterator[Item]:
+def _raw_xml_items(raw: str, row: Dict[str, str], builder: Builder, record: int) -> Iterator[Item]:
     try:
         element = ElementTree.fromstring(raw)
     except ElementTree.ParseError as error:
         yield ReadProblem(builder.source, record, f"_raw holds invalid XML: {error}")
         return
-    if shapes.local_name(element.tag) != "Event":
-        yield ReadProblem(builder.source, record, f"_raw holds a <{shapes.local_name(element.tag)}> "
+    if local_name(element.tag) != "Event":
+        yield ReadProblem(builder.source, record, f"_raw holds a <{local_name(element.tag)}> "
                           "element, expected <Event>")
         return
     fields, time, host, _ = event_element_fields(element)
-    time = time or shapes.iso_time(row.get("_time"))
+    time = time or iso_time(row.get("_time"))
     host = host or row.get("host") or None
-    event = builder.event(fields, shapes.SHAPE_XML, record, time, host)
+    event = builder.event(fields, SHAPE_XML, record, time, host)
     yield from builder.take_problems()
     yield event
 

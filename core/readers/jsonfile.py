@@ -16,6 +16,7 @@ from typing import Any, BinaryIO, Dict, Iterator, List, Tuple, Union
 
 from core.events import Event, ReadProblem
 from core.readers import shapes
+from core.readers.builder import Builder, describe
 from core.readers.text import text_pieces
 
 # A Windows event record fits in one 64 KiB EVTX chunk, so a real event rendered as JSON stays far
@@ -99,7 +100,7 @@ def read_json(stream: BinaryIO, source: str, encoding: str) -> Iterator[Item]:
     """Yield the events of a JSON, JSON Lines or JSON array file, and a ReadProblem for each bad document."""
     decoder = json.JSONDecoder()
     buffer = _Buffer(stream, encoding)
-    builder = shapes.Builder(source)
+    builder = Builder(source)
     in_array = False
     last_start_line = 0
     buffer.fill(_READ_AHEAD_CHARS)
@@ -225,9 +226,9 @@ def _skip_to_sibling(buffer: _Buffer) -> None:
         buffer.skip_line()
 
 
-def _document_items(document: Any, builder: shapes.Builder, record: Union[int, str]) -> Iterator[Item]:
+def _document_items(document: Any, builder: Builder, record: Union[int, str]) -> Iterator[Item]:
     if not isinstance(document, dict):
-        yield ReadProblem(builder.source, record, f"expected a JSON object, found {shapes.describe(document)}")
+        yield ReadProblem(builder.source, record, f"expected a JSON object, found {describe(document)}")
         return
     shape = shapes.detect_shape(document)
     if shape is None:
@@ -243,4 +244,4 @@ def _document_items(document: Any, builder: shapes.Builder, record: Union[int, s
 
 def event_from_document(document: Dict[str, Any], source: str, record: Union[int, str]) -> Iterator[Item]:
     """Yield the problems and the event of one parsed JSON document (the CSV reader's ``_raw`` values)."""
-    yield from _document_items(document, shapes.Builder(source), record)
+    yield from _document_items(document, Builder(source), record)

@@ -1,40 +1,21 @@
 """Recognise the shape of one parsed event document and rename its fields to Sigma's names.
 
-Every reader hands a document (a dict) or, for EVTX and event XML, the already separated System
-and EventData parts to this module, and gets back an ``Event`` plus the problems found in it.
+Every reader hands a document (a dict) or, for EVTX, the ``Event`` object to this module and gets
+back the Sigma-named fields, the time and the host, which ``Builder.event`` turns into an event.
 Renames add the Sigma name next to the original one, and fields keep their original names too, so
 a rule written for either name matches the value.
 """
 
 import json
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Dict, Mapping, Optional, Tuple
 from xml.etree import ElementTree
 
-from core.events import Event, LogSource, ReadProblem
-from core.logsources import classify
+from core.readers.builder import (
+    SHAPE_ECS, SHAPE_EVTX_JSON, SHAPE_FLAT, SHAPE_SENTINEL, SHAPE_WINLOGBEAT6, Builder, Fields, Record,
+    add_aliases, data_elements, describe, flatten, iso_time, scalar,
+)
 
-Fields = Dict[str, Any]
-Record = Union[int, str]
-
-# Shape names stored in Event.shape.
-SHAPE_EVTX = "evtx"
-SHAPE_EVTX_JSON = "evtx-json"
-SHAPE_XML = "event-xml"
-SHAPE_FLAT = "flat"
-SHAPE_WINLOGBEAT6 = "winlogbeat6"
-SHAPE_ECS = "ecs"
-SHAPE_SENTINEL = "sentinel"
-SHAPE_CSV = "splunk-csv"
-
-# CreateProcess documents 32,767 characters as the maximum command line, so a longer one cannot
-# come from Windows as it was logged.
-MAX_COMMAND_LINE_CHARS = 32767
-_COMMAND_LINE_FIELDS = ("CommandLine", "ParentCommandLine")
-# Fields that rules compare as text. A number, list or object in one of them means the record is damaged.
-_TEXT_FIELDS = ("CommandLine", "ParentCommandLine", "Image", "ParentImage", "User", "Channel",
-                "Provider_Name", "Computer")
-_TEXT_KINDS = frozenset((str, type(None)))
-_REPR_CHARS = 80
+__all__ = ["Builder", "detect_shape", "document_fields", "evtx_event_fields", "clean_event_data"]
 
 # Flattened Sysmon / Mordor (HELK) records, Splunk columns and similar flat exports:
 # (original name, Sigma name). Splunk's Windows add-on names come from its classic text format.
@@ -110,165 +91,6 @@ SENTINEL_RENAMES: Tuple[Tuple[str, str], ...] = (
 _SENTINEL_TYPES = ("SecurityEvent", "Event", "WindowsEvent")
 
 
-class Builder:
-    """Turn normalised fields into an ``Event`` and collect the problems of one record."""
-
-    __slots__ = ("source", "problems")
-
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.problems: List[ReadProblem] = []
-
-    def problem(self, record: Optional[Record], message: str) -> None:
-        self.problems.append(ReadProblem(self.source, record, message))
-
-    def take_problems(self) -> Iterator[ReadProblem]:
-        """Yield and forget the problems collected since the last call."""
-        if not self.problems:
-            return
-        problems, self.problems = self.problems, []
-        yield from problems
-
-    def event(self, fields: Fields, shape: str, record: Record, time: Optional[str],
-              host: Optional[str]) -> Event:
-        """Classify the fields, apply the category's renames, check field types and build the event."""
-        event_id = fields.get("EventID")
-        if type(event_id) is not int:
-            event_id = self._coerce_event_id(fields, event_id, record)
-
-        classification = classify(fields.get("Channel"), fields.get("Provider_Name"), event_id)
-        for original, renamed in classification.renames:
-            if original in fields and renamed not in fields:
-                fields[renamed] = fields[original]
-
-        if not _TEXT_KINDS.issuperset(map(type, map(fields.get, _TEXT_FIELDS))):
-            self._check_text_fields(fields, record)
-        elif (len(fields.get("CommandLine") or "") > MAX_COMMAND_LINE_CHARS
-              or len(fields.get("ParentCommandLine") or "") > MAX_COMMAND_LINE_CHARS):
-            self._check_text_fields(fields, record)
-
-        # Inlined new_event(), because this runs once per record.
-        event = _new_object(Event)
-        _set_attribute(event, "__dict__", {"fields": fields, "logsource": classification.logsource,
-                                           "source": self.source, "record": record, "time": time,
-                                           "host": host, "shape": shape})
-        return event
-
-    def _check_text_fields(self, fields: Fields, record: Record) -> None:
-        for name in _TEXT_FIELDS:
-            value = fields.get(name)
-            if value is None:
-                continue
-            if isinstance(value, dict):
-                # Event fields hold scalars and lists only, so an object is kept as its JSON text.
-                fields[name] = _scalar(value)
-                self.problem(record, f"field {name} is {describe(value)}, expected text; kept as JSON text")
-            elif type(value) is not str:
-                self.problem(record, f"field {name} is {describe(value)}, expected text; kept as it is")
-            elif len(value) > MAX_COMMAND_LINE_CHARS and name in _COMMAND_LINE_FIELDS:
-                self.problem(record, f"field {name} has {len(value)} characters, more than the "
-                             f"{MAX_COMMAND_LINE_CHARS} Windows allows; kept whole")
-
-    def _coerce_event_id(self, fields: Fields, value: Any, record: Record) -> Optional[int]:
-        number: Optional[int] = None
-        if isinstance(value, str) and value.strip().isdigit():
-            number = int(value)
-        elif isinstance(value, float) and value.is_integer():
-            number = int(value)
-        if number is not None:
-            fields["EventID"] = number
-            return number
-        if value is None:
-            self.problem(record, "field EventID is missing or null; the event has no category")
-        else:
-            self.problem(record, f"field EventID is {describe(value)}, expected an integer; "
-                         "the event has no category")
-        return None
-
-
-def new_event(fields: Fields, logsource: LogSource, source: str, record: Record, time: Optional[str],
-              host: Optional[str], shape: str) -> Event:
-    """Build an ``Event`` like its constructor does, in a quarter of the time.
-
-    The frozen dataclass constructor sets each attribute through ``object.__setattr__``. That costs
-    more per EVTX record than the rest of the normalisation, and filling the instance dict directly
-    gives an equal object. A test compares both.
-    """
-    event = _new_object(Event)
-    _set_attribute(event, "__dict__", {"fields": fields, "logsource": logsource, "source": source,
-                                       "record": record, "time": time, "host": host, "shape": shape})
-    return event
-
-
-_new_object = object.__new__
-_set_attribute = object.__setattr__
-
-
-def describe(value: Any) -> str:
-    """Describe a JSON value for a message: its kind and its start, as in 'a list (["a", "b"])'."""
-    if isinstance(value, bool):
-        kind = "a boolean"
-    elif isinstance(value, (int, float)):
-        kind = "a number"
-    elif isinstance(value, list):
-        kind = "a list"
-    elif isinstance(value, dict):
-        kind = "an object"
-    elif value is None:
-        kind = "null"
-    else:
-        kind = f"a {type(value).__name__}"
-    text = json.dumps(value, ensure_ascii=False, default=str) if not isinstance(value, str) else repr(value)
-    if len(text) > _REPR_CHARS:
-        text = text[:_REPR_CHARS] + "..."
-    return f"{kind} ({text})"
-
-
-def add_aliases(fields: Fields, renames: Tuple[Tuple[str, str], ...]) -> None:
-    """Copy each original field to its Sigma name, unless the Sigma name is already set."""
-    for original, renamed in renames:
-        if renamed not in fields:
-            value = fields.get(original)
-            if value is not None or original in fields:
-                fields[renamed] = value
-
-
-def _scalar(value: Any) -> Any:
-    """Return a field value as a scalar or a list of scalars, turning nested structures into JSON text."""
-    if isinstance(value, (dict, list)):
-        if isinstance(value, list) and all(not isinstance(item, (dict, list)) for item in value):
-            return value
-        return json.dumps(value, ensure_ascii=False, sort_keys=True)
-    return value
-
-
-def flatten(document: Mapping[str, Any], prefix: str = "", into: Optional[Fields] = None) -> Fields:
-    """Flatten nested objects into dotted names (``process.parent.executable``).
-
-    A top-level text field such as ``CommandLine`` that contains an object stays an object, so that
-    ``Builder.event`` reports it instead of the field disappearing into dotted names.
-    """
-    fields: Fields = {} if into is None else into
-    for key, value in document.items():
-        name = prefix + key
-        if isinstance(value, dict) and not (not prefix and key in _TEXT_FIELDS):
-            flatten(value, name + ".", fields)
-        elif isinstance(value, dict):
-            fields[name] = value
-        else:
-            fields[name] = _scalar(value)
-    return fields
-
-
-def iso_time(value: Any) -> Optional[str]:
-    """Return a timestamp as ISO 8601 text, putting the "T" back into "2020-10-19 12:28:31.089"."""
-    if not isinstance(value, str) or not value:
-        return None
-    if len(value) > 10 and value[10] == " ":
-        return value[:10] + "T" + value[11:]
-    return value
-
-
 # --- EVTX and evtx_dump-style JSON: {"Event": {"System": {...}, "EventData": {...}}} ---------
 
 def _text(value: Any) -> Any:
@@ -287,12 +109,12 @@ def evtx_event_fields(event: Mapping[str, Any], raw: Optional[str] = None) -> Tu
     """
     fields = event.get("EventData")
     if type(fields) is not dict:
-        fields = {} if fields is None else {"EventData": _scalar(fields)}
+        fields = {} if fields is None else {"EventData": scalar(fields)}
     elif raw is None or "[" in raw or not raw.startswith('"EventData":{', raw.rfind("{") - 12):
         # pyevtx-rs writes EventData last. So when the text has no "[" and its last "{" opens
         # EventData, no EventData value is an object or a list. These single-character searches cost
         # less than scanning the values, and a "{" or "[" inside a string value only costs the scan.
-        _clean_event_data(fields)
+        clean_event_data(fields)
     if "UserData" in event:
         user_data = event["UserData"]
         if type(user_data) is dict:
@@ -346,7 +168,7 @@ def _system_fields(fields: Fields, system: Mapping[str, Any]) -> Tuple[Fields, O
     return fields, _attribute(system.get("TimeCreated"), "SystemTime"), computer
 
 
-def _clean_event_data(fields: Fields) -> None:
+def clean_event_data(fields: Fields) -> None:
     """Unwrap ``{"#text": ...}`` values and unnamed ``Data`` lists in place."""
     if "#attributes" in fields:
         del fields["#attributes"]
@@ -358,7 +180,7 @@ def _clean_event_data(fields: Fields) -> None:
         value = fields[key]
         if type(value) is dict and "#text" in value:
             value = value["#text"]
-        fields[key] = _scalar(value)
+        fields[key] = scalar(value)
 
 
 def _merge_user_data(fields: Fields, user_data: Mapping[str, Any]) -> None:
@@ -369,9 +191,9 @@ def _merge_user_data(fields: Fields, user_data: Mapping[str, Any]) -> None:
         if type(child) is dict:
             for name, value in child.items():
                 if name != "#attributes" and name not in fields:
-                    fields[name] = _scalar(_text(value))
+                    fields[name] = scalar(_text(value))
         elif key not in fields:
-            fields[key] = _scalar(child)
+            fields[key] = scalar(child)
 
 
 # --- Shapes of JSON documents -----------------------------------------------------------------
@@ -425,14 +247,14 @@ def _winlogbeat6_fields(document: Dict[str, Any]) -> Tuple[Fields, Optional[str]
     fields: Fields = {}
     if isinstance(event_data, dict):
         for key, value in event_data.items():
-            fields[key] = _scalar(value)
+            fields[key] = scalar(value)
     for key, value in document.items():
         if key == "event_data":
             continue
         if isinstance(value, dict):
             flatten(value, key + ".", fields)
         elif key not in fields:
-            fields[key] = _scalar(value)
+            fields[key] = scalar(value)
     add_aliases(fields, WINLOGBEAT6_RENAMES)
     host = fields.get("Computer")
     return fields, iso_time(fields.get("@timestamp")), host if isinstance(host, str) else None
@@ -445,7 +267,7 @@ def _ecs_fields(document: Dict[str, Any]) -> Tuple[Fields, Optional[str], Option
     if isinstance(event_data, dict):
         for key, value in event_data.items():
             if key not in fields:
-                fields[key] = _scalar(value)
+                fields[key] = scalar(value)
     add_aliases(fields, ECS_RENAMES)
     if "User" not in fields and isinstance(fields.get("user.name"), str):
         domain = fields.get("user.domain")
@@ -494,28 +316,3 @@ def _parse_embedded_event_data(text: str, builder: Builder, record: Record) -> O
         return data_elements(root)
     builder.problem(record, "EventData is neither JSON nor XML; kept as text")
     return None
-
-
-def local_name(tag: Any) -> str:
-    """Return an element tag without its ``{namespace}``."""
-    if not isinstance(tag, str):
-        return ""
-    return tag.rsplit("}", 1)[-1]
-
-
-def data_elements(root: ElementTree.Element) -> Fields:
-    """Collect ``<Data Name="X">value</Data>`` elements below root; unnamed ones become list ``Data``."""
-    fields: Fields = {}
-    unnamed: List[str] = []
-    for element in root.iter():
-        if local_name(element.tag) != "Data":
-            continue
-        name = element.get("Name")
-        value = element.text or ""
-        if name is None:
-            unnamed.append(value)
-        else:
-            fields[name] = value
-    if unnamed:
-        fields.setdefault("Data", unnamed if len(unnamed) > 1 else unnamed[0])
-    return fields

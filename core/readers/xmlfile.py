@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterator, List, Optional, Tuple, Union
 from xml.etree import ElementTree
 
 from core.events import Event, ReadProblem
-from core.readers import shapes
+from core.readers.builder import SHAPE_XML, Builder, Fields, data_elements, local_name
 from core.readers.text import checked_utf8_chunks, detect_encoding
 
 Item = Union[Event, ReadProblem]
@@ -100,7 +100,7 @@ def read_xml(stream: BinaryIO, source: str) -> Iterator[Item]:
     head = stream.read(_HEAD_BYTES)
     stream.seek(0)
     layout = _Layout(head)
-    builder = shapes.Builder(source)
+    builder = Builder(source)
     prologue = head[:layout.prologue_end]
 
     if layout.wrapped:
@@ -139,7 +139,7 @@ def read_xml(stream: BinaryIO, source: str) -> Iterator[Item]:
 class _ParsedSegment:
     """Iterable of the items of one segment. Afterwards ``error`` is the syntax error that ended it, if any."""
 
-    def __init__(self, segment: _Segment, builder: shapes.Builder, position: int) -> None:
+    def __init__(self, segment: _Segment, builder: Builder, position: int) -> None:
         self.segment = segment
         self.builder = builder
         self.position = position
@@ -152,11 +152,11 @@ class _ParsedSegment:
             for kind, element in ElementTree.iterparse(self.segment, events=("start", "end")):
                 if kind == "start":
                     stack.append(element)
-                    if shapes.local_name(element.tag) == "Event":
+                    if local_name(element.tag) == "Event":
                         open_events += 1
                     continue
                 stack.pop()
-                if shapes.local_name(element.tag) != "Event":
+                if local_name(element.tag) != "Event":
                     continue
                 open_events -= 1
                 if open_events:
@@ -176,34 +176,34 @@ class _ParsedSegment:
                                          for value in fields.values()):
             # NOTE: a value that held U+FFFD in the file itself is reported here as well.
             self.builder.problem(record, "invalid UTF-8 bytes, replaced with U+FFFD")
-        event = self.builder.event(fields, shapes.SHAPE_XML, record, time, host)
+        event = self.builder.event(fields, SHAPE_XML, record, time, host)
         yield from self.builder.take_problems()
         yield event
 
 
-def event_element_fields(element: ElementTree.Element) -> Tuple[shapes.Fields, Optional[str], Optional[str],
+def event_element_fields(element: ElementTree.Element) -> Tuple[Fields, Optional[str], Optional[str],
                                                                   Optional[int]]:
     """Return the fields, time, host and EventRecordID of one ``<Event>`` element."""
-    fields: shapes.Fields = {}
+    fields: Fields = {}
     system = None
     for child in element:
-        name = shapes.local_name(child.tag)
+        name = local_name(child.tag)
         if name == "System":
             system = child
         elif name == "EventData":
-            fields.update(shapes.data_elements(child))
+            fields.update(data_elements(child))
             _add_other_children(fields, child)
         elif name == "UserData":
             for container in child:
                 for item in container:
-                    fields.setdefault(shapes.local_name(item.tag), item.text or "")
+                    fields.setdefault(local_name(item.tag), item.text or "")
 
     time = None
     record_id = None
     if system is None:
         return fields, time, None, record_id
     for item in system:
-        name = shapes.local_name(item.tag)
+        name = local_name(item.tag)
         text = (item.text or "").strip()
         if name == "EventID":
             fields["EventID"] = text
@@ -223,10 +223,10 @@ def event_element_fields(element: ElementTree.Element) -> Tuple[shapes.Fields, O
     return fields, time, host if isinstance(host, str) else None, record_id
 
 
-def _add_other_children(fields: shapes.Fields, event_data: ElementTree.Element) -> None:
+def _add_other_children(fields: Fields, event_data: ElementTree.Element) -> None:
     """Keep EventData children other than ``<Data>`` (``<Binary>`` and the like) under their tag name."""
     for child in event_data:
-        name = shapes.local_name(child.tag)
+        name = local_name(child.tag)
         if name != "Data":
             fields.setdefault(name, child.text or "")
 
