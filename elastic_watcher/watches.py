@@ -137,11 +137,20 @@ def _actions(deployed: DeployedRule, settings: WatchSettings, hits: str, total: 
     return actions
 
 
+def _no_mustache(deployed: DeployedRule, query_text: str) -> None:
+    """Raise ValueError when a query contains ``{{``, which Watcher would render as a Mustache tag."""
+    if "{{" in query_text:
+        raise ValueError(f"rule {deployed.id}: its query contains '{{{{', which Watcher would read as a "
+                         "Mustache tag; use the poller for this rule")
+
+
 def search_watch(deployed: DeployedRule, settings: WatchSettings) -> Dict[str, Any]:
     """Return the watch that searches with the rule's exact Query DSL."""
+    query = deployed.query_dsl()
+    _no_mustache(deployed, json.dumps(query, ensure_ascii=False))
     body = {
         "size": settings.size,
-        "query": {"bool": {"filter": [deployed.query_dsl(), time_range(settings)]}},
+        "query": {"bool": {"filter": [query, time_range(settings)]}},
         "sort": [{"@timestamp": {"order": "asc"}}],
     }
     hits = "ctx.payload.hits.hits"
@@ -168,7 +177,9 @@ def eql_watch(deployed: DeployedRule, settings: WatchSettings, cluster_url: str,
     the input's ``auth.basic`` only when given; ``build`` never writes credentials to files.
     """
     target = _http_target(cluster_url, "--eql-url")
-    body = {"query": deployed.eql(), "size": settings.size, "filter": time_range(settings)}
+    query = deployed.eql()
+    _no_mustache(deployed, query)
+    body = {"query": query, "size": settings.size, "filter": time_range(settings)}
     request: Dict[str, Any] = dict(
         target, method="post",
         path=target["path"].rstrip("/") + "/" + ",".join(urllib.parse.quote(i, safe="*-_.") for i in settings.indices)

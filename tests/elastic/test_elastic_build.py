@@ -145,3 +145,24 @@ def test_build_rejects_bad_settings(tmp_path, capsys):
     assert "invalid time value '5 minutes'" in capsys.readouterr().err
     assert run("build", "--out", str(tmp_path), "--size", "20000") == 2
     assert "--size 20000 is out of range" in capsys.readouterr().err
+
+
+def test_mustache_in_rule_value_rejected(tmp_path, capsys):
+    rule = tmp_path / "mustache.yml"
+    rule.write_text(
+        "title: Template injection marker\n"
+        "id: 0f0e0d0c-0b0a-4909-8807-060504030201\n"
+        "logsource: {category: process_creation, product: windows}\n"
+        "detection:\n"
+        "  selection: {CommandLine|contains: '{{7*7}}'}\n"
+        "  condition: selection\n"
+        "level: low\n", encoding="utf-8")
+
+    code = run("build", "--out", str(tmp_path / "out"), "--rules", str(rule), "--eql-url", "http://es.example.org:9200")
+
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "watch lsassdump-0f0e0d0c-0b0a-4909-8807-060504030201 not written" in err
+    assert "Watcher would read as a Mustache tag" in err
+    assert not (tmp_path / "out" / "watches" / "lsassdump-0f0e0d0c-0b0a-4909-8807-060504030201.json").exists()
+    assert (tmp_path / "out" / "kibana" / "lsassdump_detection_rules.ndjson").exists()
