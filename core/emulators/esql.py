@@ -10,7 +10,7 @@ Supported: ``AND``, ``OR``, ``NOT``, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=`
 ``?``, ``\\`` escapes), ``RLIKE`` (Lucene regular expressions, whole value), ``IN``, ``IS [NOT]
 NULL``, ``TO_LOWER``, ``TO_UPPER`` and ``CIDR_MATCH``. Other commands and functions raise ValueError.
 ``TO_LOWER`` lowers with Python's ``str.lower``, close to Java's ``String.toLowerCase`` that
-Elasticsearch uses. A keyword field that holds a number compares as its text.
+Elasticsearch uses. A keyword field that contains a number compares as its text.
 """
 
 import ipaddress
@@ -324,8 +324,10 @@ class _Parser:
                 value = items[0]
             if value is None:
                 return None
+            if field_type in STRING_TYPES and isinstance(value, bool):
+                return "true" if value else "false"
             if field_type in STRING_TYPES and not isinstance(value, str):
-                return ("true" if value else "false") if isinstance(value, bool) else str(value)
+                return str(value)
             if field_type in NUMERIC_TYPES and isinstance(value, str):
                 try:
                     return float(value) if "." in value else int(value)
@@ -373,7 +375,7 @@ def _equal(left: Value, right: Value) -> Value:
         return None
     if isinstance(left, str) != isinstance(right, str):
         # NOTE: Elasticsearch rejects a comparison of text with a number when it plans the query;
-        # the emulator compares the number's text, as for a keyword field that holds a number.
+        # the emulator compares the number's text, as for a keyword field that contains a number.
         return str(left) == str(right)
     return left == right
 

@@ -15,10 +15,10 @@ prefixes, boosts, fuzziness and proximity also raise ValueError.
 """
 
 import re
-from typing import Any, Callable, List, Mapping, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 from core.emulators.dsl import (
-    Document, FieldModel, Test, exists_query, prefix_query, range_query, regexp_query, term_query,
+    FieldModel, Test, exists_query, prefix_query, range_query, regexp_query, term_query,
     wildcard_query,
 )
 

@@ -15,7 +15,7 @@ from typing import Any, Callable, Dict, List, Optional
 
 from core.errors import ConversionError
 from core.ir import (
-    ANY, ONE, And, BoolMatch, CidrMatch, CompareMatch, ExistsMatch, FieldMatch, FieldRefMatch, Node, Not,
+    ANY, And, BoolMatch, CidrMatch, CompareMatch, ExistsMatch, FieldMatch, FieldRefMatch, Node, Not,
     NotEqualMatch, NullMatch, NumberMatch, Or, RegexMatch, Selection, SigmaString, StringMatch, ValueMatcher,
 )
 from core.mappings import FieldMapping

@@ -81,7 +81,7 @@ class _Writer:
         self.lowercase = lowercase
 
     def node(self, node: Node, negated: bool) -> str:
-        """Write a node; ``negated`` tells whether a NOT encloses it, which needs null guards."""
+        """Write a node; ``negated`` is true under a NOT, where comparisons need null guards."""
         writer = _NODE_WRITERS.get(type(node))
         if writer is None:
             raise TypeError(f"target 'esql' cannot emit IR node of type {type(node).__name__}")
@@ -114,7 +114,8 @@ class _Writer:
         if not negated or not nullable:
             return condition
         guards = [f"{quote_field(str(node.field))} IS NOT NULL"]
-        guards.extend(f"{quote_field(m.other)} IS NOT NULL" for m in node.matchers if isinstance(m, FieldRefMatch))
+        guards.extend(f"{quote_field(self.other_field(m, node))} IS NOT NULL"
+                      for m in node.matchers if isinstance(m, FieldRefMatch))
         return _group(guards + [condition], "AND")
 
     def matcher(self, matcher: ValueMatcher, node: FieldMatch, field_type: Optional[str]) -> str:
@@ -199,8 +200,16 @@ class _Writer:
         inner = self.matcher(matcher.inner, node, field_type)
         return f"({name} IS NOT NULL AND NOT ({unwrap_group(inner)}))"
 
+    def other_field(self, matcher: FieldRefMatch, node: FieldMatch) -> str:
+        """Return the platform name of the field that ``fieldref`` compares with."""
+        names = self.mapping.target_fields(matcher.other, node.location)
+        if len(names) > 1:
+            raise _unsupported(f"fieldref to '{matcher.other}', which the mapping splits over {len(names)} fields",
+                               node)
+        return names[0]
+
     def fieldref(self, matcher: FieldRefMatch, node: FieldMatch, field_type: Optional[str]) -> str:
-        left, right = quote_field(str(node.field)), quote_field(matcher.other)
+        left, right = quote_field(str(node.field)), quote_field(self.other_field(matcher, node))
         if self.lowercase and not matcher.cased:
             return f"TO_LOWER({left}) == TO_LOWER({right})"
         return f"{left} == {right}"

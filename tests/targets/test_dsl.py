@@ -1,16 +1,19 @@
 """The Query DSL target and its emulator: golden output, emulator semantics, refusals, agreement."""
 
 import json
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core import ConversionError, compile_rule, convert, load_rule_document
 from core.emulators import dsl as emulator
 from core.mappings import get_mapping
-from tests.targets.conftest import LSASS_COMMAND_LINES
-
-MAPPINGS = ("ecs", "winlogbeat-raw", "sigma")
+from tests.targets.conftest import (
+    ELASTIC_MAPPINGS, LSASS_COMMAND_LINES, check_random_rule, elastic_corpus_counts, elastic_disagreements,
+    elastic_test,
+)
 
 
 def rule_from(detection: Dict[str, Any], category: str = "process_creation") -> Any:
@@ -43,27 +46,19 @@ def test_lsass_rule_golden_ecs(lsass_rule: Any) -> None:
         "* ls*", "* keyiso*", "* samss*"]
 
 
-@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("mapping", ELASTIC_MAPPINGS)
 @pytest.mark.parametrize("line,expected", LSASS_COMMAND_LINES)
 def test_lsass_command_lines(lsass_rule: Any, mapping: str, line: str, expected: bool) -> None:
-    test = emulator.compile_query(convert(lsass_rule, "dsl", mapping), get_mapping(mapping))
-    document = get_mapping(mapping).document_for({"CommandLine": line})
+    test = elastic_test(lsass_rule, "dsl", mapping)
     assert compile_rule(lsass_rule).test({"CommandLine": line}) is expected
-    assert test(document) is expected
+    assert test(get_mapping(mapping).document_for({"CommandLine": line})) is expected
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("mapping", MAPPINGS)
+@pytest.mark.parametrize("mapping", ELASTIC_MAPPINGS)
 def test_lsass_process_events_agree(lsass_rule: Any, process_events: List[Any], mapping: str) -> None:
-    field_mapping = get_mapping(mapping)
-    test = emulator.compile_query(convert(lsass_rule, "dsl", mapping), field_mapping)
-    reference = compile_rule(lsass_rule)
-    differ = [event.record for event in process_events
-              if test(field_mapping.document_for(event.fields)) != reference.test(event.fields)]
-    matches = sum(1 for event in process_events if reference.test(event.fields))
     assert len(process_events) == 5950
-    assert matches == 3
-    assert differ == []
+    assert elastic_disagreements(lsass_rule, process_events, "dsl", mapping) == []
 
 
 def test_wildcard_value_escapes_specials() -> None:
@@ -244,3 +239,25 @@ def test_text_fields_are_rejected() -> None:
 def test_wildcard_trailing_backslash_is_literal() -> None:
     test = emulator.compile_dsl({"wildcard": {"a": "x\\"}})
     assert test({"a": "x\\"})
+
+
+def test_sigmahq_corpus_converts_or_refuses(sigmahq_rules: Tuple[List[Any], Dict[str, int]]) -> None:
+    counts = elastic_corpus_counts(sigmahq_rules[0], "dsl")
+    assert counts["sigma"] > 3000
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data())
+def test_random_values_agree(data: Any) -> None:
+    check_random_rule(data, "dsl")
+
+
+def test_casefold_mode_agrees_on_special_folds() -> None:
+    """With casefold, the emulator folds as the evaluator does, so the case exceptions vanish."""
+    rule = rule_from({"sel": {"CommandLine|contains": ["stra\u00dfe", "\u212a"]}, "condition": "sel"})
+    query = convert(rule, "dsl", "sigma")
+    casefold = emulator.compile_query(query, None, case_folding="casefold")
+    ascii_only = emulator.compile_query(query)
+    for text in ("STRASSE", "x k y", "Stra\u00dfe"):
+        assert casefold({"CommandLine": text}) is compile_rule(rule).test({"CommandLine": text}), text
+    assert ascii_only({"CommandLine": "STRASSE"}) is False
