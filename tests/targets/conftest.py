@@ -146,3 +146,168 @@ def event_values(draw: Any, value: str) -> List[Any]:
                   draw(st.text(SAFE_TEXT, min_size=1, max_size=10))]
     # An empty string is left out: Kusto cannot tell it from a missing value (a listed exception).
     return [candidate for candidate in candidates if candidate] + [None]
+
+
+# Elastic targets (dsl, lucene, eql, esql): helpers shared by their test modules.
+
+ELASTIC_TARGETS = ("dsl", "lucene", "eql", "esql")
+ELASTIC_MAPPINGS = ("ecs", "winlogbeat-raw", "sigma")
+_ELASTIC_CORPUS: Dict[Tuple[str, str], Any] = {}
+
+
+def elastic_query(rule: Rule, target: str, mapping: str, **options: Any) -> str:
+    """Emit a rule for an Elastic target, passing emitter options such as case or lowercase."""
+    import importlib
+
+    from core.mappings import get_mapping
+    from core.targets.common import prepare
+
+    field_mapping = get_mapping(mapping)
+    module = importlib.import_module(f"core.targets.{target}")
+    return module.emit(prepare(rule, field_mapping, target), field_mapping, rule, **options)  # type: ignore[no-any-return]
+
+
+def elastic_test(rule: Rule, target: str, mapping: str, **options: Any) -> Any:
+    """Return the emulator's test for the rule's query, on documents of the mapping."""
+    from core.emulators import compile_query
+
+    return compile_query(target, elastic_query(rule, target, mapping, **options), mapping)
+
+
+def elastic_corpus(rules: List[Rule], target: str, **options: Any) -> Dict[str, Any]:
+    """Convert every rule (sigma mapping; ecs and winlogbeat-raw too for process creation), once per target.
+
+    Returns the queries by (rule source, mapping), the errors the same way, and counts by outcome.
+    """
+    key = (target, repr(sorted(options.items())))
+    if key in _ELASTIC_CORPUS:
+        return _ELASTIC_CORPUS[key]  # type: ignore[no-any-return]
+    queries: Dict[Tuple[str, str], str] = {}
+    errors: Dict[Tuple[str, str], LsassdumpError] = {}
+    for rule in rules:
+        mappings = ["sigma"] + (["ecs", "winlogbeat-raw"] if rule.logsource.category == "process_creation" else [])
+        for mapping in mappings:
+            try:
+                queries[rule.source, mapping] = elastic_query(rule, target, mapping, **options)
+            except LsassdumpError as error:
+                errors[rule.source, mapping] = error
+    result = {"queries": queries, "errors": errors}
+    _ELASTIC_CORPUS[key] = result
+    return result
+
+
+# Property tests of the Elastic targets: random rule values and events built from them.
+
+# Characters that are special in some query language, whitespace, and letters with and without
+# case (ASCII, non-ASCII with simple case pairs, with special folds, and caseless scripts).
+VALUE_ALPHABET = (
+    "\"'\\*?|()[]{}:/- \t\n" "aAbBsSkKmMzZ09" "\u00e9\u00c9\u0436\u0416\u00df\u017f\u212a\u0130\u0131\u03a3\u03c3\u03c2"
+    "\u4e2d\u05d0"
+)
+VALUE_MODIFIERS = ("", "|contains", "|startswith", "|endswith", "|contains|cased", "|cased", "|contains|all")
+
+
+def has_special_case(texts: List[str]) -> bool:
+    """Tell whether a non-ASCII character with another case, or a special case folding, occurs."""
+    for text in texts:
+        for char in text:
+            if char.isascii():
+                continue
+            if char.lower() != char or char.upper() != char or char.casefold() != char:
+                return True
+    return False
+
+
+def event_text_from(value: str, draw_text: Any, draw_bool: Any) -> str:
+    """Build an event value near a Sigma value: wildcards filled in, escapes dropped, case changed."""
+    out: List[str] = []
+    index = 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value) and value[index + 1] in "*?\\":
+            out.append(value[index + 1])
+            index += 2
+            continue
+        if char == "*":
+            out.append(draw_text())
+        elif char == "?":
+            out.append(draw_text()[:1] or "x")
+        else:
+            out.append(char.swapcase() if draw_bool() else char)
+        index += 1
+    text = "".join(out)
+    if draw_bool():
+        text = draw_text() + text + draw_text()
+    return text
+
+
+def check_random_rule(data: Any, target: str, **options: Any) -> None:
+    """Draw a rule value and events, then compare the evaluator with the target's emulator.
+
+    A difference is allowed only where the drawn text contains a character of ``has_special_case``,
+    because the Elastic engines fold case differently from ``str.casefold`` there.
+    """
+    from hypothesis import strategies as st
+
+    from core import compile_rule, load_rule_document
+    from core.mappings import get_mapping
+
+    text = st.text(alphabet=VALUE_ALPHABET, max_size=8)
+    modifier = data.draw(st.sampled_from(VALUE_MODIFIERS), label="modifier")
+    values = data.draw(st.lists(text, min_size=1, max_size=3), label="values")
+    condition = data.draw(st.sampled_from(("sel", "not sel", "sel and not other")), label="condition")
+    mapping = data.draw(st.sampled_from(("sigma", "ecs")), label="mapping")
+    detection = {"sel": {"CommandLine" + modifier: values}, "other": {"Image|contains": "x\"y"},
+                 "condition": condition}
+    rule = load_rule_document({"title": "random", "id": "00000000-0000-0000-0000-000000000001",
+                               "logsource": {"category": "process_creation", "product": "windows"},
+                               "detection": detection}, "random.yml")
+    reference = compile_rule(rule)
+    emulated = elastic_test(rule, target, mapping, **options)
+    field_mapping = get_mapping(mapping)
+
+    def draw_text() -> str:
+        return data.draw(text)
+
+    def draw_bool() -> bool:
+        return data.draw(st.booleans())
+
+    events = [{"CommandLine": event_text_from(value, draw_text, draw_bool)} for value in values]
+    events.append({"CommandLine": draw_text(), "Image": data.draw(st.sampled_from(("x\"y", "X\"Y", "xy")))})
+    events.append({"Image": "x\"y"})
+    for fields in events:
+        expected = reference.test(fields)
+        verdict = emulated(field_mapping.document_for(fields))
+        if verdict != expected:
+            assert has_special_case(values + [str(v) for v in fields.values()]), (
+                f"{target} on {mapping}: emulator {verdict}, evaluator {expected} for {fields!r}")
+
+
+def elastic_disagreements(rule: Rule, events: List[Event], target: str, mapping: str, **options: Any) -> List[Any]:
+    """Return the records of the events on which the target's emulator and the evaluator differ."""
+    from core import compile_rule
+    from core.mappings import get_mapping
+
+    field_mapping = get_mapping(mapping)
+    test = elastic_test(rule, target, mapping, **options)
+    reference = compile_rule(rule)
+    return [event.record for event in events
+            if test(field_mapping.document_for(event.fields)) != reference.test(event.fields)]
+
+
+def elastic_corpus_counts(rules: List[Rule], target: str, **options: Any) -> Dict[str, int]:
+    """Convert the corpus, check that every error names the target and every query compiles, and count.
+
+    Returns the converted rules per mapping and the refusals under the key ``refused``.
+    """
+    from core.emulators import compile_query
+
+    corpus = elastic_corpus(rules, target, **options)
+    for key, error in corpus["errors"].items():
+        assert f"'{target}'" in str(error), (key, str(error))
+    counts: Dict[str, int] = {"refused": len(corpus["errors"])}
+    for (source, mapping), query in corpus["queries"].items():
+        counts[mapping] = counts.get(mapping, 0) + 1
+        compile_query(target, query, mapping)
+    print(f"{target} {options or ''}: {counts}")
+    return counts
