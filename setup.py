@@ -3,7 +3,7 @@
 import re
 from pathlib import Path
 
-from setuptools import setup
+from setuptools import find_packages, setup
 
 HERE = Path(__file__).resolve().parent
 VERSION = re.search(r'^__version__ = "([^"]+)"', (HERE / "core" / "__init__.py").read_text(), re.M).group(1)
@@ -17,15 +17,14 @@ setup(
     long_description_content_type="text/markdown",
     license="MIT",
     python_requires=">=3.9",
-    packages=[
-        "core", "core.readers", "core.targets", "core.emulators", "core.sample",
-        "lsassdump_rules", "elastic_watcher", "splunk_app",
-    ],
+    packages=find_packages(include=["core", "core.*", "elastic_watcher", "elastic_watcher.*", "splunk_app"])
+    + ["lsassdump_rules"],
     package_dir={"lsassdump_rules": "rules"},
     package_data={
         "core.sample": ["*.jsonl"],
+        "core.portability": ["*.json"],
         "lsassdump_rules": ["*.yml", "*.md"],
-        "splunk_app": ["README*", "default/*", "metadata/*", "bin/*.py", "static/*"],
+        "splunk_app": ["README*", "default/*", "metadata/*", "bin/*.py", "lib/lsassdump_splunk/*.py", "lib/lsassdump_splunk/*.json"],
         "elastic_watcher": ["*.json"],
     },
     install_requires=[
