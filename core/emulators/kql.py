@@ -28,6 +28,7 @@ type"):
   ``\\r`` and ``\\t``; a verbatim string ``@"..."`` has only ``""`` for a quote.
 """
 
+import functools
 import ipaddress
 import json
 import re
@@ -109,6 +110,7 @@ def _unescape(body: str, query: str, offset: int) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Fold case per character with str.upper, keeping characters whose upper case is longer."""
     out = []
@@ -311,6 +313,9 @@ def _operand(parser: _Parser) -> Value:
     if token.kind == "column":
         name = token.value
         return lambda document: document.get(name)
+    if token.text in ("true", "false"):
+        flag = token.text == "true"
+        return lambda document: flag
     if token.kind == "word" and parser.at("("):
         return _call(token, parser)
     if token.kind == "word" and not token.text.startswith("!") and not token.text.endswith("~"):

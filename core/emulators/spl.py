@@ -27,6 +27,7 @@ tstats: the ``where`` clause uses the search semantics; without ``fillnull_value
 a null group-by field produces no row, as tstats drops such rows.
 """
 
+import functools
 import ipaddress
 import re
 from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
@@ -105,6 +106,7 @@ def _unquote(text: str, query: str, offset: int) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=65536)
 def fold(text: str) -> str:
     """Fold case per character, keeping characters whose lower case is longer than one."""
     out = []

@@ -311,3 +311,69 @@ def elastic_corpus_counts(rules: List[Rule], target: str, **options: Any) -> Dic
         compile_query(target, query, mapping)
     print(f"{target} {options or ''}: {counts}")
     return counts
+
+
+# The SigmaHQ corpus through one target: every rule converts or is refused with a named reason.
+
+from collections import Counter  # noqa: E402
+
+from core.emulators import compile_query  # noqa: E402
+from core.errors import ConversionError, MappingError, UnsupportedFeatureError  # noqa: E402
+from core.targets import convert  # noqa: E402
+
+REFUSALS = (ConversionError, MappingError, UnsupportedFeatureError)
+
+
+def corpus_outcomes(rules: List[Rule], target: str, process_mappings: Tuple[str, ...]) -> Tuple[Counter, List[str]]:
+    """Convert every rule with 'sigma' (and process rules with each process mapping), then parse it.
+
+    Returns the count per (mapping, outcome) and the rules whose outcome breaks the contract: an
+    exception other than the three refusal classes, or a refusal that does not name the target.
+    """
+    counts: Counter = Counter()
+    broken: List[str] = []
+    for rule in rules:
+        mappings = ("sigma",) + (process_mappings if rule.logsource.category == "process_creation" else ())
+        for mapping in mappings:
+            try:
+                query = convert(rule, target, mapping)
+                compile_query(target, query, mapping)
+            except REFUSALS as error:
+                counts[(mapping, type(error).__name__)] += 1
+                if f"'{target}'" not in str(error) and f" {target}" not in str(error):
+                    broken.append(f"{rule.source} [{mapping}]: {error}")
+                continue
+            except Exception as error:  # any other class breaks the contract; report it with the rule
+                broken.append(f"{rule.source} [{mapping}]: {type(error).__name__}: {error}")
+                continue
+            counts[(mapping, "converted")] += 1
+    return counts, broken
+
+
+def print_counts(target: str, counts: Counter) -> None:
+    """Print the per-mapping outcome counts of a corpus run (shown with pytest -s)."""
+    print(f"\n{target}: SigmaHQ corpus outcomes")
+    for (mapping, outcome), count in sorted(counts.items()):
+        print(f"  {mapping:24s} {outcome:26s} {count:5d}")
+
+
+def agreement_failures(rules: List[Rule], target: str, mapping: str, events: List[Event]) -> List[str]:
+    """Return the (rule, event) pairs where the emulated query and the evaluator disagree."""
+    from core import compile_rule
+    from core.mappings import get_mapping
+
+    field_mapping = get_mapping(mapping)
+    documents = [field_mapping.document_for(event.fields) for event in events]
+    failures: List[str] = []
+    for rule in rules:
+        if rule.logsource.category != "process_creation":
+            continue
+        try:
+            run = compile_query(target, convert(rule, target, mapping), mapping)
+        except REFUSALS:
+            continue
+        evaluator = compile_rule(rule)
+        for event, document in zip(events, documents):
+            if run(document) is not (evaluator.match(event.fields) is not None):
+                failures.append(f"{rule.source} on {event.source} record {event.record}")
+    return failures

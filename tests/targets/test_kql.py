@@ -13,7 +13,7 @@ from core.errors import ConversionError, UnsupportedFeatureError
 from core.mappings import get_mapping
 from core.targets import convert
 from tests.targets.conftest import (
-    LSASS_COMMAND_LINES, SAFE_TEXT, event_values, rule_document, sigma_escape, string_rule,
+    LSASS_COMMAND_LINES, SAFE_TEXT, agreement_failures, corpus_outcomes, print_counts, event_values, rule_document, sigma_escape, string_rule,
 )
 
 KQL_MAPPINGS = ("sentinel-asim", "sentinel-securityevent", "mde", "sigma")
@@ -228,3 +228,24 @@ def test_property_conditions_agree(values: List[str], other: str, data: Any) -> 
             "Image": data.draw(st.sampled_from([other, other.upper(), "y" + other, "z"])),
         }
         assert run(fields) is (evaluator.match(fields) is not None), (query, fields)
+
+
+# The SigmaHQ corpus.
+
+
+@pytest.mark.slow
+def test_sigmahq_corpus_converts_or_refuses(sigmahq_rules: Any) -> None:
+    rules, load_failures = sigmahq_rules
+    assert load_failures == {}
+    counts, broken = corpus_outcomes(rules, "kql", KQL_MAPPINGS[:3])
+    print_counts("kql", counts)
+    assert broken == []
+    assert counts[("sigma", "converted")] >= 3000
+    assert counts[("sentinel-asim", "converted")] >= 1300
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mapping", ["sentinel-asim", "sigma"])
+def test_process_rules_agree_on_event_sample(sigmahq_rules: Any, process_events: List[Any], mapping: str) -> None:
+    rules, _ = sigmahq_rules
+    assert agreement_failures(rules, "kql", mapping, process_events[::40]) == []
