@@ -6,8 +6,8 @@ tiebreaker. Within a PIT, ``_shard_doc`` is unique per document, so paging with 
 neither skips nor repeats a document. The server selects events with a prefilter:
 
 - ``logsource`` (default): only the ECS logsource filter, so every process-start event reaches the
-  core, which alone decides; this is exact even where Elasticsearch matches differently from the
-  core (it folds only ASCII case);
+  core, which alone decides. This is exact even where Elasticsearch matches differently from the
+  core, for example where it folds only ASCII case;
 - ``query``: the rules' own Query DSL as well, which sends fewer events; the core still checks
   each hit, so no false alert results, but an event Elasticsearch's matching misses is not seen.
 

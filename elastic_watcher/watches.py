@@ -55,7 +55,7 @@ return ['watch_id': ctx.watch_id, 'rule': ctx.metadata, 'total': TOTAL, 'events'
 
 @dataclass(frozen=True)
 class WatchSettings:
-    """What every generated watch shares: where to search, how often, and where alerts go."""
+    """The settings every generated watch shares: indices, schedule, window, size and alert outputs."""
 
     indices: Tuple[str, ...] = DEFAULT_INDICES
     alerts_index: str = DEFAULT_ALERTS_INDEX

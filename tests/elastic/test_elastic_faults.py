@@ -26,8 +26,8 @@ def assert_exactly_once(alerts, expected):
     assert not repeated, f"alerts repeated: {repeated}"
 
 
-def wait_for(event, what, seconds=30.0):
-    assert event.wait(seconds), f"{what} did not happen within {seconds} s"
+def wait_for(event, description, seconds=30.0):
+    assert event.wait(seconds), f"{description} did not happen within {seconds} s"
 
 
 def test_faults_on_search_pit_and_bulk(fake_es, dense_corpus, tmp_path):
