@@ -146,7 +146,7 @@ def test_checkpoint_of_other_rules_rejected(fake_es, tmp_path):
         make_poller(fake_es.url, str(state))
 
 
-@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
 def test_poller_stops_on_signal(fake_es, corpus, tmp_path, stop_signal):
     fake_es.load(EVENTS_INDEX, corpus.documents)
     state, log = str(tmp_path / "state.json"), str(tmp_path / "poller.log")
