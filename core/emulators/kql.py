@@ -1,12 +1,12 @@
 """An evaluator of the KQL subset that core.targets.kql emits, read from the query text.
 
 Supported: ``<table>`` or ``union *``, then one or more ``| where <predicate>``. Predicates use
-``and``, ``or``, ``not()``, parentheses, the string operators ``==``, ``!=``, ``=~``, ``!~``,
-``contains``, ``contains_cs``, ``startswith``, ``startswith_cs``, ``endswith``, ``endswith_cs``,
-``has``, ``has_cs`` (and their ``!`` negations), ``in``, ``in~``, ``matches regex``, the numeric
-comparisons, and the functions ``isempty``, ``isnotempty``, ``isnull``, ``isnotnull``, ``toreal``,
-``todouble``, ``tostring``, ``ipv4_is_in_range`` and ``ipv6_is_in_range``. Anything else raises
-ConversionError naming the construct.
+``and``, ``or``, ``not()`` and parentheses. The string operators are ``==``, ``!=``, ``=~``,
+``!~``, ``contains``, ``startswith`` and ``endswith`` (each also with ``_cs``), ``has``,
+``has_cs``, their ``!`` negations, ``in``, ``in~`` and ``matches regex``. The numeric comparisons
+and the functions ``isempty``, ``isnotempty``, ``isnull``, ``isnotnull``, ``toreal``, ``todouble``,
+``tostring``, ``ipv4_is_in_range`` and ``ipv6_is_in_range`` complete the subset. Anything else
+raises ConversionError naming the construct.
 
 Semantics modelled (Kusto documentation, "String operators", "where operator", "The string data
 type"):

@@ -10,7 +10,7 @@ Search semantics modelled (Splunk Search Reference, "search"; Search Manual, "Bo
 - ``field="value"`` compares after field extraction, case-insensitively, with ``*`` the only
   wildcard; a multivalue field matches when any value does. A missing or null field matches
   nothing. Case folding is per character with Python's ``str.lower`` where that yields one
-  character (NOTE: Splunk's folding of non-ASCII letters is not documented; this is a model).
+  character. NOTE: Splunk does not document how it folds non-ASCII letters, so this is a model.
 - A value shaped like an address range (``10.0.0.0/8``) is a CIDR match, quoted or not.
 - An unquoted number matches a value that parses as the same number; ``>``, ``<``, ``>=``, ``<=``
   compare numbers and never match a value that is not one.

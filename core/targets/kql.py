@@ -4,7 +4,7 @@ Case-insensitive Sigma strings use ``=~``, ``in~``, ``contains``, ``startswith``
 ``cased`` ones the ``_cs`` forms and ``==``/``in``. ``has`` is never emitted: it matches whole terms,
 so ``has " ls"`` is not ``contains " ls"``. Patterns with a ``?`` wildcard or a ``*`` inside use
 ``matches regex`` (RE2) with an anchored pattern. Numbers compare through ``toreal()``, so a
-column that holds numbers as text compares as a number, as Sigma's evaluator does.
+column that contains numbers as text compares as a number, as Sigma's evaluator does.
 
 Kusto string columns hold ``""`` where a value is missing, so ``null`` and ``exists`` become
 ``isempty()``/``isnotempty()``. Keywords (values without a field) raise: ``where * has`` is the only

@@ -1,12 +1,12 @@
 """Splunk SPL: a ``search`` over extracted fields, or ``tstats`` over a CIM data model.
 
 Every part of the condition that the search language expresses exactly goes into ``search`` as
-``field="value"`` terms, which Splunk compares after field extraction, case-insensitively, with
-``*`` as the only wildcard and any value of a multivalue field matching. What ``search`` cannot
-express (a Sigma ``?`` wildcard, a literal ``*``, ``cased``, ``re``, ``cidr``, ``fieldref``, field
-names with characters other than letters, digits, ``_`` and ``.``) goes into ``| where`` as an
-eval expression; strings there are anchored PCRE regular expressions tested with ``mvfind``, which
-looks at every value of a multivalue field. A top-level AND is split between the two commands; any
+``field="value"`` terms. Splunk compares those after field extraction, case-insensitively, with
+``*`` as the only wildcard, and a multivalue field matches when any value does. The rest goes into
+``| where`` as an eval expression: a Sigma ``?`` wildcard, a literal ``*``, ``cased``, ``re``,
+``cidr``, ``fieldref``, and field names with characters other than letters, digits, ``_`` and
+``.``. Strings there are anchored PCRE regular expressions tested with ``mvfind``, which looks at
+every value of a multivalue field. A top-level AND is split between the two commands, and any
 other group that needs ``where`` goes there whole.
 
 With a mapping that names a data model (``splunk-cim``) the query is ``| tstats ... where ...``.
@@ -37,11 +37,11 @@ TARGET = "spl"
 # '*', so such values go to where/mvfind instead.
 QUOTED_ESCAPES: Dict[str, str] = {"\\": "\\\\", '"': '\\"'}
 # Control characters other than tab, line feed and carriage return have no documented form in a
-# quoted SPL string; a value holding one raises instead of being pasted raw.
+# quoted SPL string, so a value that contains one raises instead of being pasted raw.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 
-# Field names that ``search`` and tstats take bare; eval needs single quotes around anything
-# beyond letters, digits and '_' (a '.' there is the concatenation operator).
+# Field names that ``search`` and tstats take bare. Eval needs single quotes around anything
+# beyond letters, digits and '_', because a '.' there is the concatenation operator.
 SEARCH_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_.]*$")
 EVAL_FIELD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # A value that Splunk search would read as an address range (CIDR), not as text.
