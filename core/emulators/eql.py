@@ -11,6 +11,7 @@ onto the Query DSL emulator's leaf queries and shares its field types and multiv
 - ``regex`` and ``regex~`` take Lucene regular expressions that must match the whole value.
 - ``<``, ``<=``, ``>``, ``>=`` compare numbers; ``cidrMatch(field, network, ...)`` tests addresses.
 - A comparison on a missing field is false, so ``not`` of it is true, as in the Query DSL.
+- ``?field`` names an optional field and reads like ``field``.
 
 The category is a case-sensitive ``term`` on ``event.category``; ``any`` matches every document.
 Ignoring case folds ASCII letters only (``case_folding="ascii"``, Elasticsearch before Lucene 10.5),
@@ -31,7 +32,7 @@ _TOKEN = re.compile(r'''
   | (?P<string>"(?:\\.|[^"\\])*")
   | (?P<number>-?\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)
   | (?P<quoted>`(?:``|[^`])*`)
-  | (?P<word>[A-Za-z_@][A-Za-z0-9_@]*(?:\.[A-Za-z_@][A-Za-z0-9_@]*)*~?)
+  | (?P<word>\??[A-Za-z_@][A-Za-z0-9_@]*(?:\.[A-Za-z_@][A-Za-z0-9_@]*)*~?)
   | (?P<op>==|!=|<=|>=|<|>|:|\(|\)|,)
 ''', re.VERBOSE | re.DOTALL)
 _STRING_ESCAPES = {"n": "\n", "r": "\r", "t": "\t", "\\": "\\", '"': '"', "'": "'"}
@@ -97,6 +98,9 @@ def _tokens(query: str) -> List[Token]:
             tokens.append(("number", float(text) if any(c in text for c in ".eE") else int(text)))
         elif kind == "quoted":
             tokens.append(("field", text[1:-1].replace("``", "`")))
+        elif kind == "word" and text.startswith("?"):
+            # ?field names an optional field, which may be missing from the index mapping.
+            tokens.append(("field", text[1:]))
         elif kind == "word":
             tokens.append(("word", text))
         else:
@@ -234,8 +238,10 @@ class _Parser:
         tests: List[Test] = []
         for pattern in self.literal_list():
             if not isinstance(pattern, str):
-                raise self.error(f"a pattern must be a string, not {pattern!r}")
-            if wildcard:
+                # NOTE: a number or boolean after ':' or like is read as an equality, which is what
+                # Elasticsearch does for ':'; for like it may instead reject the query.
+                tests.append(term_query(self.model, field, pattern, insensitive))
+            elif wildcard:
                 tests.append(wildcard_query(self.model, field, eql_pattern_to_wildcard(pattern), insensitive))
             else:
                 tests.append(regexp_query(self.model, field, pattern, insensitive))

@@ -8,7 +8,7 @@ multivalued: ``IS NULL`` is false for it, and every function and comparison on i
 
 Supported: ``AND``, ``OR``, ``NOT``, ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``, ``LIKE`` (``*``,
 ``?``, ``\\`` escapes), ``RLIKE`` (Lucene regular expressions, whole value), ``IN``, ``IS [NOT]
-NULL``, ``TO_LOWER``, ``TO_UPPER`` and ``CIDR_MATCH``. Other commands and functions raise ValueError.
+NULL``, ``TO_LOWER``, ``TO_UPPER``, ``STARTS_WITH``, ``ENDS_WITH`` and ``CIDR_MATCH``. Other commands and functions raise ValueError.
 ``TO_LOWER`` lowers with Python's ``str.lower``, close to Java's ``String.toLowerCase`` that
 Elasticsearch uses. A keyword field that contains a number compares as its text.
 """
@@ -214,18 +214,16 @@ class _Parser:
         return expression
 
     def or_(self) -> Expression:
-        expression = self.and_()
+        operands = [self.and_()]
         while self.accept_word("OR"):
-            left, right = expression, self.and_()
-            expression = _binary(_or, left, right)
-        return expression
+            operands.append(self.and_())
+        return operands[0] if len(operands) == 1 else _chain(_or, operands)
 
     def and_(self) -> Expression:
-        expression = self.not_()
+        operands = [self.not_()]
         while self.accept_word("AND"):
-            left, right = expression, self.not_()
-            expression = _binary(_and, left, right)
-        return expression
+            operands.append(self.not_())
+        return operands[0] if len(operands) == 1 else _chain(_and, operands)
 
     def not_(self) -> Expression:
         if self.accept_word("NOT"):
@@ -308,6 +306,8 @@ class _Parser:
             return change_case
         if name == "CIDR_MATCH" and len(arguments) >= 2:
             return _cidr_match(arguments[0], arguments[1:])
+        if name in ("STARTS_WITH", "ENDS_WITH") and len(arguments) == 2:
+            return _affix(name == "STARTS_WITH", arguments[0], arguments[1])
         raise self.error(f"the function {name} is not emulated")
 
     def field(self, name: str) -> Expression:
@@ -337,8 +337,14 @@ class _Parser:
         return read
 
 
-def _binary(combine: Callable[[Value, Value], Value], left: Expression, right: Expression) -> Expression:
-    return lambda document: combine(left(document), right(document))
+def _chain(combine: Callable[[Value, Value], Value], operands: List[Expression]) -> Expression:
+    """Fold a run of AND or OR operands in one closure, so long chains need no deep recursion."""
+    def evaluate(document: Document) -> Value:
+        result = operands[0](document)
+        for operand in operands[1:]:
+            result = combine(result, operand(document))
+        return result
+    return evaluate
 
 
 def _maybe_not(test: Expression, negated: bool) -> Expression:
@@ -395,6 +401,15 @@ def _comparison(op: str, left: Expression, right: Expression) -> Expression:
         if isinstance(first, str) != isinstance(second, str):
             return None
         return order(first, second)
+    return test
+
+
+def _affix(prefix: bool, subject: Expression, affix: Expression) -> Expression:
+    def test(document: Document) -> Value:
+        value, part = _scalar(subject(document)), _scalar(affix(document))
+        if not isinstance(value, str) or not isinstance(part, str):
+            return None
+        return value.startswith(part) if prefix else value.endswith(part)
     return test
 
 

@@ -7,7 +7,7 @@ and terms, numeric and ``ip`` fields compare numbers and networks.
 
 Supported syntax: ``field:term``, ``field:"phrase"``, ``field:/regexp/``, wildcard terms with ``*``
 and ``?``, ``field:*`` (the field exists), ``_exists_:field``, ranges (``[a TO b]``, ``{a TO *]``,
-``>5``, ``<=5``), backslash escapes, ``AND``/``&&``, ``OR``/``||``, ``NOT``/``!`` and parentheses.
+``>5``, ``<=5``), groups of values (``field:(a OR b)``), backslash escapes, ``AND``/``&&``, ``OR``/``||``, ``NOT``/``!`` and parentheses.
 A group that mixes ``AND`` and ``OR``, puts ``NOT`` beside ``OR``, or joins clauses with no
 operator raises ValueError, because Lucene's classic parser gives such groups a meaning that
 differs from Boolean logic. A term without a field (searching the default fields), ``+``/``-``
@@ -50,6 +50,8 @@ class _Parser:
         self.text = text
         self.index = 0
         self.model = model
+        # The field of an enclosing field:(...) group, which its bare values search.
+        self.field_context: Optional[str] = None
 
     def error(self, message: str) -> ValueError:
         return ValueError(f"{message} at offset {self.index} of query {self.text!r}")
@@ -120,6 +122,8 @@ class _Parser:
             return inner
         if char in "+-":
             raise self.error("'+' and '-' prefixes are not emulated")
+        if self.field_context is not None:
+            return self.value(self.field_context)
         name = self.field_name()
         if name == "_exists_":
             field = _unescape(self.raw_term())
@@ -163,7 +167,7 @@ class _Parser:
         if char in "<>":
             return self.comparison(name)
         if char == "(":
-            raise self.error("a group of values after a field is not emulated")
+            return self.field_group(name)
         raw = self.raw_term()
         if raw == "*":
             return exists_query(self.model, name)
@@ -172,6 +176,18 @@ class _Parser:
                 return prefix_query(self.model, name, _unescape(raw[:-1]))
             return wildcard_query(self.model, name, raw)
         return term_query(self.model, name, _unescape(raw))
+
+    def field_group(self, name: str) -> Test:
+        """Read ``field:(a OR b)``, whose values all search the field."""
+        outer = self.field_context
+        self.field_context = name
+        self.index += 1
+        inner = self.group()
+        if self.index >= len(self.text) or self.text[self.index] != ")":
+            raise self.error("missing ')'")
+        self.index += 1
+        self.field_context = outer
+        return inner
 
     def phrase(self) -> str:
         self.index += 1
