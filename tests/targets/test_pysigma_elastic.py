@@ -7,7 +7,7 @@ environment's interpreter, or install it beside lsassdump; without it this modul
     python -m venv /opt/pysigma && /opt/pysigma/bin/pip install "pysigma<2" \\
         "pysigma-backend-elasticsearch<2" "pyparsing<3.2"
 
-(pySigma 0.11 fails on many conditions with pyparsing 3.2 and later.)
+(pySigma 0.11.23 fails on rules with ``and not`` conditions under pyparsing 3.3.3; 3.1.4 works.)
 
 Both queries of a rule run through lsassdump's emulator of the language on documents built from
 the rule's own values. Where the verdicts differ, lsassdump's verdict must equal the reference
@@ -53,7 +53,7 @@ for line in sys.stdin:
 """
 TARGETS = ("lucene", "eql", "esql")
 OPTIONS: Dict[str, Dict[str, Any]] = {"lucene": {"case": "as-written"}, "eql": {}, "esql": {"lowercase": False}}
-# Queries of pySigma that the emulators cannot read, by the message that says why; each is a
+# Queries of pySigma that the emulators cannot read, keyed by a part of the error message; each is a
 # pySigma fault, because Elasticsearch rejects or misreads them in the same way.
 UNREADABLE_KINDS = {
     "invalid escape": "a string escape the language does not define (such as \\* or \\s)",
