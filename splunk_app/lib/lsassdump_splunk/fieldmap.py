@@ -57,9 +57,10 @@ class FieldMapping:
         """Return the record's values under Sigma names; empty values are left out, as Splunk sends
         an empty string for a field that the event lacks."""
         fields: Dict[str, Any] = {}
+        get = record.get
         for sigma, candidates in self.plan:
             for name in candidates:
-                value = record.get(name)
+                value = get(name)
                 if value:
                     fields[sigma] = value
                     break
@@ -98,15 +99,19 @@ class FieldMapper:
                                                                   command_line_field)
         )
         self.single = mapping != AUTO
+        # One flat list in auto_order, because this runs for every record.
+        self._markers: Tuple[Tuple[str, FieldMapping], ...] = tuple(
+            (marker, row) for row in self.mappings for marker in row.markers
+        )
 
     def choose(self, record: Mapping[str, Any]) -> FieldMapping:
         """Return the mapping that applies to one record."""
         if self.single:
             return self.fallback
-        for mapping in self.mappings:
-            for marker in mapping.markers:
-                if record.get(marker):
-                    return mapping
+        get = record.get
+        for marker, mapping in self._markers:
+            if get(marker):
+                return mapping
         return self.fallback
 
     def required_fields(self) -> List[str]:
