@@ -3,12 +3,13 @@
 Both sides convert every loadable SigmaHQ rule with Sigma's own field names (lsassdump's 'sigma'
 mapping, pySigma without a processing pipeline). Where lsassdump's emulator reads pySigma's query,
 both queries run on documents built from the rule's own values and on a sample of the shared
-process-creation events; any verdict that differs is a difference in meaning. Every rule lands in
+process-creation events. Any verdict that differs is a difference in meaning. Every rule lands in
 one category of CATEGORIES, each of which docs/targets.md explains; an unknown category fails.
 
 Needs the test-only packages named in docs/targets.md; skips when they are not installed.
 """
 
+import re
 import warnings
 from collections import Counter
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -36,7 +37,14 @@ CATEGORIES = {
     "pySigma tests null with isnull()": "pySigma fault: a KQL string column is never null, so isnull() never holds",
     "pySigma writes '*' as startswith \"\"": "pySigma fault: a missing field then matches a '*' value",
     "pySigma leaves a '?' regex unanchored": "pySigma fault: the value then matches inside longer text",
-    "pySigma query outside the emulated subset": "not compared by emulation (see docs/targets.md)",
+    # pySigma queries that lsassdump's emulators do not read, by the construct that stops them.
+    "not emulated: SPL regex command": "pySigma filters 're' values with '| regex field=...'",
+    "not emulated: SPL rex and eval": "pySigma applies regex flags through '| rex' and '| eval'",
+    "not emulated: SPL quoted field name": "pySigma quotes field names such as \"cs-host\" in search",
+    "not emulated: SPL \\* escape": "pySigma writes a literal '*' as \\*, which Splunk search has no escape for",
+    "not emulated: KQL doubled quotes": "pySigma fault: ''name'' around a column is not valid KQL",
+    "not emulated: KQL \\* escape": "pySigma fault: \\* is not a KQL string escape",
+    "not emulated: KQL dotted column": "pySigma writes a.b bare, which KQL reads as a property of the column a",
 }
 EVENT_SAMPLE_STEP = 100
 
@@ -96,7 +104,7 @@ def _pysigma_convert(backend: Any, path: str) -> Tuple[Optional[str], str]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             queries = backend.convert(sigma_collection.SigmaCollection.from_yaml(open(path, encoding="utf-8").read()))
-    except Exception as error:  # pySigma raises many classes; any of them is a refusal here
+    except Exception as error:  # pySigma raises many classes, and any of them is a refusal here
         return None, type(error).__name__
     if len(queries) != 1:
         return None, "several queries"
@@ -120,12 +128,32 @@ def classify(target: str, rule: Rule, theirs_text: Optional[str], documents: Lis
     try:
         theirs = compile_query(target, theirs_text)
     except LsassdumpError:
-        return "pySigma query outside the emulated subset"
+        return _not_emulated(target, theirs_text)
     mine = compile_query(target, ours)
     for document in generated_documents(rule) + list(documents):
         if mine(document) is not theirs(document):
             return _explain_difference(target, rule, theirs_text)
     return "same meaning"
+
+
+def _not_emulated(target: str, theirs: str) -> str:
+    if target == "spl":
+        if "\\*" in theirs:
+            return "not emulated: SPL \\* escape"
+        if "| rex " in theirs:
+            return "not emulated: SPL rex and eval"
+        if "| regex " in theirs:
+            return "not emulated: SPL regex command"
+        if re.search(r'(^|[\s(])"[^"]+"( IN |=)', theirs):
+            return "not emulated: SPL quoted field name"
+    else:
+        if "''" in theirs:
+            return "not emulated: KQL doubled quotes"
+        if "\\*" in theirs:
+            return "not emulated: KQL \\* escape"
+        if re.search(r"[A-Za-z_]\.[A-Za-z_]", theirs.split("| where ", 1)[1]):
+            return "not emulated: KQL dotted column"
+    return "not emulated: other construct"
 
 
 def _explain_difference(target: str, rule: Rule, theirs: str) -> str:
