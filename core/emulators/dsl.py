@@ -1,6 +1,6 @@
 """An evaluator of Elasticsearch Query DSL queries on single documents, and the Elastic field model.
 
-``compile_dsl(query, field_types)`` takes a query as a dict and returns a test on documents; it
+``compile_dsl(query, field_types)`` takes a query as a dict and returns a test on documents. It
 supports ``bool`` (``must``, ``filter``, ``should``, ``must_not``, ``minimum_should_match``),
 ``constant_score``, ``match_all``, ``match_none``, ``term``, ``terms``, ``wildcard``, ``prefix``,
 ``regexp``, ``exists``, ``range`` (numbers, text, and dates with ``now`` arithmetic) and
@@ -57,7 +57,7 @@ def compile_dsl(query: Mapping[str, Any], field_types: Optional[Mapping[str, str
 
 
 class FieldModel:
-    """The field types of an index and the case folding of ``case_insensitive`` queries."""
+    """Field types of an index, and the case folding of its ``case_insensitive`` queries."""
 
     def __init__(self, field_types: Optional[Mapping[str, str]] = None, case_folding: str = "ascii") -> None:
         if case_folding not in FOLDINGS:
@@ -168,8 +168,8 @@ def _text_query(model: FieldModel, name: str, source: str, case_insensitive: boo
     if declared is not None and not model.is_string_type(declared):
         raise ValueError(f"a pattern query cannot search the {declared} field '{name}'")
     flags = re.DOTALL
-    # Wildcard and prefix patterns fold by rewriting their literals; a regexp cannot be rewritten
-    # so, and folds through Python's IGNORECASE (simple Unicode case folding) in casefold mode.
+    # Wildcard and prefix patterns fold by rewriting their literals. A regexp cannot be rewritten
+    # so, and in casefold mode it folds through Python's IGNORECASE (simple Unicode case folding).
     casefold = case_insensitive and model.case_folding == "casefold" and pattern_is_text
     if case_insensitive and model.case_folding == "ascii":
         # Python's re.ASCII limits IGNORECASE to the letters A-Z and a-z, which is the ASCII folding.

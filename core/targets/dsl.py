@@ -184,8 +184,8 @@ def _regex(matcher: RegexMatch, node: FieldMatch, field_type: Optional[str]) -> 
 def _number(matcher: NumberMatch, node: FieldMatch, field_type: Optional[str]) -> Query:
     value: Any = matcher.value
     if field_type in STRING_TYPES:
-        # A keyword field indexes the number as text; a number written in another way (1.0, 01) is
-        # a different term, so only the canonical text is exact.
+        # A keyword field indexes the number as text. A number written in another way (1.0, 01)
+        # is a different term, so only the canonical text is exact.
         if isinstance(value, float):
             raise _unsupported(f"the decimal number {value!r} on the {field_type} field '{node.field}'", node,
                                "match the field with an integer or a string")

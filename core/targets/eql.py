@@ -29,6 +29,8 @@ from core.targets.lucene import (
 )
 
 TARGET = "eql"
+# String escapes of the Elasticsearch EQL syntax reference ("Strings"); other control characters
+# are written as \u{XX}.
 STRING_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 # EQL keywords that cannot name a field unquoted (Elasticsearch EQL syntax reference).

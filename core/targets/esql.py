@@ -32,6 +32,8 @@ from core.targets.lucene import (
 )
 
 TARGET = "esql"
+# String escapes of the ES|QL syntax reference ("Literals"), and the LIKE operator's own escapes
+# (ES|QL reference, "LIKE"): a backslash before *, ? or itself makes it literal.
 STRING_ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\\r", "\t": "\\t"}
 LIKE_ESCAPES = {"\\": "\\\\", "*": "\\*", "?": "\\?"}
 IDENTIFIER = re.compile(r"[A-Za-z_@][A-Za-z0-9_@]*(\.[A-Za-z_@][A-Za-z0-9_@]*)*")

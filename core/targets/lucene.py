@@ -1,7 +1,7 @@
 """The Lucene ``query_string`` target, and Lucene regular expressions for every Elastic target.
 
 ``query_string`` has no case-insensitive option, and ``keyword`` and ``wildcard`` fields compare
-case-sensitively. By default (``case="exact"``) a case-insensitive Sigma value that holds letters
+case-sensitively. By default (``case="exact"``) a case-insensitive Sigma value that contains letters
 becomes a regular expression whose letters are classes of both cases (``/.*[lL][sS].*/``), which
 keeps Sigma's meaning. ``case="as-written"`` emits the usual wildcard terms instead; they match only
 the case the rule writes, and exist so that the portability report can show that divergence.
@@ -33,7 +33,7 @@ TARGET = "lucene"
 CASE_MODES = ("exact", "as-written")
 
 # Characters that end or change a query_string term. The lexer of Lucene's classic query parser
-# also separates terms at space, tab, newline, carriage return and U+3000; an escaped whitespace
+# also separates terms at space, tab, newline, carriage return and U+3000. An escaped whitespace
 # character is literal, but "\t" is the letter t, so a tab is written as a backslash and a tab.
 QUERY_STRING_RESERVED = frozenset('+-=&|><!(){}[]^"~*?:\\/') | frozenset(" \t\n\r\u3000")
 # Inside a quoted phrase only the quote and the backslash are special.
@@ -71,7 +71,7 @@ def slashed(regexp: str) -> str:
     """Return a Lucene regexp between slashes, as query_string writes it.
 
     The query parser reads backslash-slash as an escaped slash, so a regexp that ends in an escaped
-    backslash would run on to the next slash of the query; that backslash becomes the class [\\].
+    backslash would run on to the next slash of the query. That backslash becomes the class [\\].
     """
     if regexp.endswith("\\\\"):
         regexp = regexp[:-2] + "[\\\\]"
@@ -277,7 +277,7 @@ def case_variants(char: str) -> Tuple[str, ...]:
     """Return a character and its single-character upper and lower case forms.
 
     NOTE: characters whose case folding is longer than one character (German sharp s, ligatures)
-    and the few that fold onto ASCII letters (Kelvin sign, long s) are not paired; the reference
+    and the few that fold onto ASCII letters (Kelvin sign, long s) are not paired. The reference
     evaluator's ``casefold`` pairs them, so such values differ there.
     """
     variants = [char]
@@ -464,7 +464,7 @@ def category_ranges(category: str) -> Tuple[Tuple[int, int], ...]:
     ranges: List[Tuple[int, int]] = []
     start: Optional[int] = None
     for code in range(0x110000):
-        # Surrogates cannot travel in UTF-8 query text, and no decoded event text holds one.
+        # Surrogates cannot travel in UTF-8 query text, and no decoded event text contains one.
         inside = test(chr(code)) is wanted and not SURROGATES[0] <= code <= SURROGATES[1]
         if inside and start is None:
             start = code

@@ -152,6 +152,14 @@ def test_string_escapes() -> None:
     assert emulator.decode_string(quote_string('a"b\\c\nd\te\rf\0g')) == 'a"b\\c\nd\te\rf\0g'
 
 
+def test_injection_attempt_stays_a_value() -> None:
+    value = '" or Image : "*'
+    rule = rule_from({"sel": {"CommandLine|cased": value}, "condition": "sel"})
+    test = emulator.compile_query(convert(rule, "eql", "sigma"))
+    assert test({"CommandLine": value})
+    assert not test({"CommandLine": "x", "Image": "y"})
+
+
 def test_field_names_in_backticks() -> None:
     assert quote_field("process.command_line") == "process.command_line"
     assert quote_field("c-uri") == "`c-uri`"

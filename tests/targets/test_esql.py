@@ -127,6 +127,14 @@ def test_string_and_like_escapes() -> None:
     assert not test({"CommandLine": 'xazb"c\\d\ny'})
 
 
+def test_injection_attempt_stays_a_value() -> None:
+    value = '" OR Image LIKE "*'
+    rule = rule_from({"sel": {"CommandLine|cased": value}, "condition": "sel"})
+    test = emulator.compile_query(convert(rule, "esql", "sigma"))
+    assert test({"CommandLine": value})
+    assert not test({"CommandLine": "x", "Image": "y"})
+
+
 def test_quote_helpers() -> None:
     assert quote_string('a"b\\c\td') == '"a\\"b\\\\c\\td"'
     assert quote_field("process.command_line") == "process.command_line"
