@@ -12,16 +12,18 @@ Search semantics modelled (Splunk Search Reference, "search"; Search Manual, "Bo
   nothing. Case folding is per character with Python's ``str.lower`` where that yields one
   character. NOTE: Splunk does not document how it folds non-ASCII letters, so this is a model.
 - A value shaped like an address range (``10.0.0.0/8``) is a CIDR match, quoted or not.
-- An unquoted number matches a value that parses as the same number; ``>``, ``<``, ``>=``, ``<=``
-  compare numbers and never match a value that is not one.
+- An unquoted number matches a value that parses as the same number, and ``>``, ``<``, ``>=``,
+  ``<=`` compare numbers and never match a value that is not one. NOTE: a model of the documented
+  numeric comparison; how Splunk treats text such as ``01`` against ``=1`` was not measured.
 - Inside quotes a backslash escapes ``\\`` and ``"``; any other escape raises (it is outside the
   emitted subset).
 
 Eval semantics modelled (Search Reference, "Evaluation functions"): precedence NOT, AND, OR;
 three-valued logic where null comparisons give null and ``where`` keeps only true rows.
-``mvfind`` searches every value of a multivalue field with a PCRE pattern (run here with Python's
-``re`` after rewriting ``\\z`` and ``\\x{...}``); ``lower``, ``tonumber`` and ``cidrmatch`` on a
-multivalue field give null (NOTE: a model; Splunk applies some functions to the first value).
+``mvfind`` searches every value of a multivalue field with a PCRE pattern, which runs here with
+Python's ``re`` after rewriting ``\\z`` and ``\\x{...}``. ``lower``, ``tonumber`` and ``cidrmatch``
+give null on a multivalue field. NOTE: that is a model, because Splunk does not document how these
+functions treat several values.
 
 tstats: the ``where`` clause uses the search semantics; without ``fillnull_value`` a document with
 a null group-by field produces no row, as tstats drops such rows.

@@ -127,6 +127,14 @@ def test_exception_missing_reads_as_empty() -> None:
     assert run({}) is True
 
 
+def test_exception_star_misses_empty_value() -> None:
+    rule = string_rule("CommandLine", "*")
+    run = compile_query("kql", convert(rule, "kql", "sigma"))
+    assert compile_rule(rule).match({"CommandLine": ""}) is not None
+    assert run({"CommandLine": ""}) is False
+    assert run({"CommandLine": "a"}) is True
+
+
 def test_exception_list_values_read_as_json() -> None:
     rule = string_rule("CommandLine", "a")
     run = compile_query("kql", convert(rule, "kql", "sigma"))

@@ -188,6 +188,17 @@ def test_exception_full_case_folding() -> None:
     assert run({"CommandLine": "straße"}) is False
 
 
+def test_exception_multivalue_in_eval_functions() -> None:
+    document = {"title": "t", "logsource": {"category": "process_creation"}, "detection": {
+        "number": {"ProcessId": 4}, "pattern": {"CommandLine|re": "x"}, "condition": "number or pattern"}}
+    rule = load_rule_document(document, "multivalue")
+    query = convert(rule, "spl", "sigma")
+    assert "tonumber(ProcessId)" in query
+    fields = {"ProcessId": ["4", "5"]}
+    assert compile_rule(rule).match(fields) is not None
+    assert compile_query("spl", query)(fields) is False
+
+
 # Property tests.
 
 
