@@ -21,10 +21,13 @@ from core.events import Event, LogSource, ReadProblem
 from core.logsources import classify, logsource_for
 from core.readers import iter_event_files, read_events, sniff_format
 from core.readers.builder import MAX_COMMAND_LINE_CHARS, new_event
-from core.readers.evtxfile import compact_record_fields
+from core.readers.evtxfile import compact_record_fields, parser_unavailable
 from core.readers.shapes import evtx_event_fields
 
 Item = Union[Event, ReadProblem]
+
+# Tests that read EVTX need evtx 0.14 or later, which needs Python 3.10 or later.
+needs_evtx = pytest.mark.skipif(parser_unavailable() is not None, reason=parser_unavailable() or "")
 
 # Per source folder: files, events up to each file's first problem, process-creation events.
 FOLDERS = {
@@ -177,6 +180,7 @@ def count_events_with_peak_memory(path: Path) -> Tuple[int, int]:
 
 # --- The shared corpus ------------------------------------------------------------------------
 
+@needs_evtx
 @pytest.mark.slow
 def test_corpus_totals(corpus: CorpusScan) -> None:
     events_before_problem = sum(scan.events_before_problem for scan in corpus.files.values())
@@ -190,6 +194,7 @@ def test_corpus_totals(corpus: CorpusScan) -> None:
     assert process_creation == PROCESS_CREATION_EVENTS
 
 
+@needs_evtx
 @pytest.mark.slow
 @pytest.mark.parametrize("folder", sorted(FOLDERS))
 def test_corpus_counts_per_folder(corpus: CorpusScan, folder: str) -> None:
@@ -201,6 +206,7 @@ def test_corpus_counts_per_folder(corpus: CorpusScan, folder: str) -> None:
     assert sum(scan.process_creation for scan in scans) == process_creation
 
 
+@needs_evtx
 @pytest.mark.slow
 def test_corpus_problems_only_in_damaged_files(corpus: CorpusScan) -> None:
     problem_counts = {name: len(scan.problems) for name, scan in corpus.files.items() if scan.problems}
@@ -214,6 +220,7 @@ def test_corpus_problems_only_in_damaged_files(corpus: CorpusScan) -> None:
     assert "not an event export" in corpus.files[MANIFEST].problems[0].message
 
 
+@needs_evtx
 @pytest.mark.slow
 def test_corpus_related_command_lines_exact(corpus: CorpusScan) -> None:
     assert len(corpus.related) == 15
@@ -221,6 +228,7 @@ def test_corpus_related_command_lines_exact(corpus: CorpusScan) -> None:
         assert found == expected
 
 
+@needs_evtx
 @pytest.mark.slow
 def test_corpus_shapes_and_speed(corpus: CorpusScan) -> None:
     shapes: Counter = Counter()
@@ -310,6 +318,7 @@ def test_sentinel_security_event_and_windows_event(SHARED_DATA: Path) -> None:
     assert process.logsource.categories == frozenset({"process_creation"})
 
 
+@needs_evtx
 def test_evtx_security_4688_renames(SHARED_DATA: Path) -> None:
     event = first_event(SHARED_DATA / "evtx-attack-samples/Command and Control/DE_RDP_Tunnel_5156.evtx", EventID=4688)
 
@@ -323,6 +332,7 @@ def test_evtx_security_4688_renames(SHARED_DATA: Path) -> None:
     assert event.logsource.services == frozenset({"security"})
 
 
+@needs_evtx
 def test_evtx_user_data_and_qualified_event_id(SHARED_DATA: Path) -> None:
     cleared = first_event(SHARED_DATA / "evtx-attack-samples/Command and Control/DE_RDP_Tunnel_5156.evtx",
                           EventID=1102)
@@ -334,6 +344,7 @@ def test_evtx_user_data_and_qualified_event_id(SHARED_DATA: Path) -> None:
     assert qualified.logsource.services == frozenset({"system"})
 
 
+@needs_evtx
 def test_xml_rendering_matches_evtx(SHARED_DATA: Path) -> None:
     from_xml, xml_problems = read_all(SHARED_DATA / "derived/xml/PanacheSysmon_vs_AtomicRedTeam01.xml")
     from_evtx, evtx_problems = read_all(SHARED_DATA / "evtx-attack-samples/AutomatedTestingTools/"
@@ -488,6 +499,7 @@ def test_empty_text_file_no_items(tmp_path: Path) -> None:
 
 # --- Bad input: EVTX --------------------------------------------------------------------------
 
+@needs_evtx
 def test_evtx_zeroed_chunk_reads_on(SHARED_DATA: Path) -> None:
     events, problems = read_all(SHARED_DATA / "omerbenamram-evtx/samples/sysmon.evtx")
 
@@ -497,6 +509,7 @@ def test_evtx_zeroed_chunk_reads_on(SHARED_DATA: Path) -> None:
     assert problems[0].message.startswith("damaged EVTX data after record ")
 
 
+@needs_evtx
 @pytest.mark.slow
 def test_evtx_compact_layout_matches_decoding(SHARED_DATA: Path) -> None:
     evtx = pytest.importorskip("evtx")
@@ -521,6 +534,7 @@ def test_evtx_compact_layout_matches_decoding(SHARED_DATA: Path) -> None:
     assert compact > 10000
 
 
+@needs_evtx
 def test_evtx_not_evtx_one_problem(tmp_path: Path) -> None:
     path = tmp_path / "fake.evtx"
     path.write_bytes(b"this is not an event log" * 100)
@@ -532,6 +546,7 @@ def test_evtx_not_evtx_one_problem(tmp_path: Path) -> None:
     assert "EVTX" in problems[0].message
 
 
+@needs_evtx
 def test_evtx_truncated_copy(SHARED_DATA: Path, tmp_path: Path) -> None:
     original = SHARED_DATA / "evtx-attack-samples/AutomatedTestingTools/PanacheSysmon_vs_AtomicRedTeam01.evtx"
     truncated = tmp_path / "truncated.evtx"
@@ -888,6 +903,7 @@ def test_stdin_text_formats(monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
     assert events[0].source == "-"
 
 
+@needs_evtx
 def test_stdin_evtx(monkeypatch: pytest.MonkeyPatch, SHARED_DATA: Path) -> None:
     data = (SHARED_DATA / "evtx-attack-samples/Defense Evasion/DE_UAC_Disabled_Sysmon_12_13.evtx").read_bytes()
     monkeypatch.setattr(sys, "stdin", FakeStdin(data))
@@ -901,6 +917,7 @@ def test_stdin_evtx(monkeypatch: pytest.MonkeyPatch, SHARED_DATA: Path) -> None:
 
 # --- Speed ------------------------------------------------------------------------------------
 
+@needs_evtx
 @pytest.mark.slow
 def test_evtx_speed_near_parser(SHARED_DATA: Path) -> None:
     """Reading EVTX costs at most 1.25 times what the parser plus json.loads of each record costs.

@@ -9,6 +9,8 @@ file. The ``EventRecordID`` field keeps the number from the event itself; the tw
 that were saved from a filtered view.
 """
 
+import functools
+import importlib.metadata as importlib_metadata
 import json
 import os
 import re
@@ -28,9 +30,12 @@ _CHUNK_BYTES = 64 * 1024
 # NOTE: a file cut exactly at a chunk boundary passes this check.
 _HEADER_BYTES = 4096
 _PARSER_ERRORS = (RuntimeError, OSError, ValueError)
+# evtx 0.8.9, the newest release for Python 3.9, never returns from next() on a file with a
+# zero-size record. 0.14.0 is the version this reader is tested with.
+_MIN_PARSER_VERSION = (0, 14)
 
 # The System element as pyevtx-rs 0.14 writes it for most records, in compact JSON. Matching it
-# takes about half the time of decoding it, and decoding is most of the cost of a record. A record
+# is cheaper than decoding it, and decoding is most of the cost of a record. A record
 # of any other layout (qualified EventID, escaped text, UserData, another parser version) does not
 # match, so it is decoded whole. A test checks that both ways give the same fields for the corpus.
 _COMPACT_SYSTEM = re.compile(
@@ -49,8 +54,10 @@ Decode = Callable[[str, int], Tuple[Any, int]]
 
 
 def compact_record_fields(data: str, decode: Decode) -> Optional[Tuple[Fields, Optional[str], Optional[str]]]:
-    """Return what ``shapes.evtx_event_fields`` returns for a record's JSON text, when its System
-    element has the usual compact layout, decoding only EventData; None for any other layout."""
+    """Return what ``shapes.evtx_event_fields`` returns for a record's JSON text, decoding only EventData.
+
+    Return None when the System element does not have the usual compact layout.
+    """
     match = _COMPACT_SYSTEM.match(data)
     if match is None:
         return None
@@ -80,10 +87,14 @@ def compact_record_fields(data: str, decode: Decode) -> Optional[Tuple[Fields, O
 
 def read_evtx(file: Union[str, BinaryIO], source: str) -> Iterator[Item]:
     """Yield the events of an EVTX file (a path or a seekable binary file), and a ReadProblem per damaged part."""
+    unavailable = parser_unavailable()
+    if unavailable is not None:
+        yield ReadProblem(source, None, unavailable)
+        return
     try:
         from evtx import PyEvtxParser
-    except ImportError:
-        yield ReadProblem(source, None, "reading EVTX files needs the 'evtx' package: pip install evtx")
+    except ImportError as error:
+        yield ReadProblem(source, None, f"the 'evtx' package is installed but cannot be imported: {error}")
         return
 
     try:
@@ -137,6 +148,24 @@ def read_evtx(file: Union[str, BinaryIO], source: str) -> Iterator[Item]:
             if errors_in_a_row > error_limit:
                 yield ReadProblem(source, None, f"stopped after {errors_in_a_row} errors in a row")
                 return
+
+
+@functools.lru_cache(maxsize=1)
+def parser_unavailable() -> Optional[str]:
+    """Return why EVTX files cannot be read here (evtx missing or too old), or None when they can."""
+    try:
+        installed = importlib_metadata.version("evtx")
+    except importlib_metadata.PackageNotFoundError:
+        return "reading EVTX files needs the 'evtx' package: pip install evtx"
+    parts = []
+    for part in installed.split(".")[:2]:
+        digits = "".join(character for character in part if character.isdigit())
+        parts.append(int(digits or 0))
+    if tuple(parts) < _MIN_PARSER_VERSION:
+        minimum = ".".join(str(number) for number in _MIN_PARSER_VERSION)
+        return (f"evtx {installed} is installed, but reading EVTX needs evtx {minimum} or later "
+                "(Python 3.10 or later), because older versions hang on some damaged files: pip install -U evtx")
+    return None
 
 
 def _size(file: Union[str, BinaryIO]) -> int:
