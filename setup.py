@@ -40,6 +40,11 @@ setup(
             "eql>=0.9",
             "luqum>=0.13",
             "splunk-appinspect>=4.3",
+            # pySigma's Splunk and Kusto backends, for the comparison tests; they need pySigma
+            # below 2.0. The Elasticsearch backend has its own environment (see .ci/run).
+            "pysigma>=1.5,<2",
+            "pysigma-backend-splunk==2.1.0",
+            "pysigma-backend-kusto==1.0.1",
         ],
     },
     entry_points={"console_scripts": ["lsassdump = core.cli:main"]},
