@@ -15,11 +15,20 @@ SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 INTERPRETER_VERSIONS = ("3.9", "3.13", "3.7")
 
 
+def pyenv_root() -> Optional[str]:
+    """Return pyenv's root folder: from ``pyenv root``, else PYENV_ROOT or ~/.pyenv if it exists."""
+    try:
+        return subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        pass
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    return root if os.path.isdir(root) else None
+
+
 def find_interpreter(version: str) -> Optional[str]:
     """Return the newest pyenv Python with this major.minor version, or None."""
-    try:
-        root = subprocess.run(["pyenv", "root"], capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    root = pyenv_root()
+    if root is None:
         return None
     found = glob.glob(os.path.join(root, "versions", f"{version}.*", "bin", "python"))
     found.sort(key=lambda path: [int(part) for part in Path(path).parents[1].name.split(".") if part.isdigit()])

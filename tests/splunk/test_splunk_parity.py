@@ -8,7 +8,7 @@ from typing import Any, Dict, FrozenSet, Set, Tuple
 
 import pytest
 
-from corpus import event_key, process_creation_events, renderings
+from splunk_corpus import event_key, process_creation_events, renderings
 from splunk_support import REPO_ROOT, command_environment, find_interpreter
 from splunkd_stub import run_command
 

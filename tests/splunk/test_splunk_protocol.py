@@ -327,7 +327,8 @@ def test_field_option_names_the_command_line(run_lsassdump):
     assert [record["_chunked_idx"] for record in replies[0].records] == ["0"]
 
 
-@pytest.mark.parametrize("selector", [RULE_ID, RULE_ID.upper(), "*lsass*", "Procdump", "potential lsass*"])
+@pytest.mark.parametrize("selector", [RULE_ID, RULE_ID.upper(), "*lsass*", "Procdump", "potential lsass*",
+                                      '"*LSASS*"'])
 def test_rule_option_selects(run_lsassdump, selector):
     _info, replies, status, stderr = run_lsassdump([f"rule={selector}"], [[sysmon(DUMP)]])
 

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import core
-from corpus import TABLE, process_creation_events, renderings
+from splunk_corpus import TABLE, process_creation_events, renderings
 from splunk_support import REPO_ROOT
 
 sys.path.append(str(REPO_ROOT / "splunk_app" / "lib"))

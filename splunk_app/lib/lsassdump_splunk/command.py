@@ -64,7 +64,7 @@ class LsassdumpCommand(StreamingCommand):
             logger.error("lsassdump options rejected: %s", error)
             sys.exit(1)
 
-        self._annotate_all = (self.mode or "filter").strip().lower() == "annotate"
+        self._annotate_all = unquote(self.mode or "filter").lower() == "annotate"
         self.configuration.required_fields = self._matcher.required_fields()
 
     def _build_matcher(self) -> RecordMatcher:
@@ -75,7 +75,7 @@ class LsassdumpCommand(StreamingCommand):
                 f"field= and mapping=, for example: | lsassdump mode=annotate mapping=sysmon"
             )
 
-        mode = (self.mode or "filter").strip().lower()
+        mode = unquote(self.mode or "filter").lower()
         if mode not in MODES:
             raise OptionError(
                 f'lsassdump: mode="{self.mode}" is not valid. Use mode=filter to pass only matching events '
@@ -84,7 +84,7 @@ class LsassdumpCommand(StreamingCommand):
 
         table = load_table()
         valid_mappings = mapping_names(table)
-        mapping = (self.mapping or AUTO).strip().lower()
+        mapping = unquote(self.mapping or AUTO).lower()
         if mapping not in valid_mappings:
             raise OptionError(
                 f'lsassdump: mapping="{self.mapping}" is not valid. Use one of: {", ".join(valid_mappings)} '
@@ -93,7 +93,7 @@ class LsassdumpCommand(StreamingCommand):
 
         command_line_field = None
         if self.field is not None:
-            command_line_field = self.field.strip()
+            command_line_field = unquote(self.field)
             if not command_line_field:
                 raise OptionError(
                     "lsassdump: field= is empty. Give the name of the field that contains the process "
@@ -107,7 +107,7 @@ class LsassdumpCommand(StreamingCommand):
                 f"lsassdump: the bundled rules could not be loaded ({error}). Reinstall the app."
             ) from None
 
-        selected = select_rules(rules, self.rule)
+        selected = select_rules(rules, unquote(self.rule) if self.rule is not None else None)
         if not selected:
             known = "; ".join(f"{rule.id} ({rule.title})" for rule in rules) or "none"
             raise OptionError(
@@ -185,3 +185,12 @@ def _restore_nul(record: MutableMapping[str, Any], stand_in: str) -> MutableMapp
         elif isinstance(value, list):
             record[name] = [item.replace(stand_in, "\x00") for item in value]
     return record
+
+
+def unquote(value: str) -> str:
+    """Strip spaces and one pair of enclosing double quotes, in case splunkd passes ``rule="*x*"``
+    with its quotes."""
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] == '"':
+        value = value[1:-1].replace('\\"', '"')
+    return value
