@@ -99,7 +99,7 @@ def read_events(path: str) -> Iterator[Item]:
         yield from _read_stdin()
         return
 
-    if os.path.splitext(path)[1].lower() == ".evtx" and os.path.isfile(path):
+    if path[-5:].lower() == ".evtx":
         # The EVTX parser checks the file signature itself, so sniffing would only add an open and a read.
         yield from read_evtx(path, path)
         return

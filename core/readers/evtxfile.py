@@ -51,6 +51,7 @@ _COMPACT_SYSTEM = re.compile(
 
 Fields = Dict[str, Any]
 Decode = Callable[[str, int], Tuple[Any, int]]
+_DECODER = json.JSONDecoder()
 
 
 def compact_record_fields(data: str, decode: Decode) -> Optional[Tuple[Fields, Optional[str], Optional[str]]]:
@@ -100,16 +101,22 @@ def read_evtx(file: Union[str, BinaryIO], source: str) -> Iterator[Item]:
     try:
         # The type stubs declare Optional items, but the iterator never yields None.
         records = cast(Iterator[Dict[str, Any]], PyEvtxParser(file).records_json())
+        size = _size(file)
+    except FileNotFoundError:
+        yield ReadProblem(source, None, "file not found")
+        return
+    except PermissionError:
+        yield ReadProblem(source, None, "permission denied")
+        return
     except _PARSER_ERRORS as error:
         yield ReadProblem(source, None, f"not a readable EVTX file: {error}")
         return
 
-    size = _size(file)
     error_limit = size // _CHUNK_BYTES + 2
     errors_in_a_row = 0
     record_id = None
     builder = Builder(source)
-    decode = json.JSONDecoder().raw_decode
+    decode = _DECODER.raw_decode
     evtx_event_fields = shapes.evtx_event_fields
     event_of = builder.event
     shape = SHAPE_EVTX
