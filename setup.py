@@ -29,7 +29,9 @@ setup(
     },
     install_requires=[
         "pyyaml>=5.4",
-        "evtx>=0.8",
+        # evtx 0.14 is the first release whose iterator recovers from damaged chunks; it needs
+        # Python 3.10. On 3.9 lsassdump reports EVTX files as unreadable and reads the rest.
+        "evtx>=0.14; python_version >= '3.10'",
         "splunk-sdk==2.1.1",
         "elasticsearch>=8.12",
     ],

@@ -137,8 +137,9 @@ def _field(node: FieldMatch) -> Test:
         tests = [_presence_test(name, matcher) for matcher in node.matchers]
         combine = all if node.require_all else any
         return lambda fields: combine(test(fields) for test in tests)
-    value_tests = [compile_value(matcher) for matcher in node.matchers]
     if node.require_all:
+        value_tests = [compile_value(matcher) for matcher in node.matchers]
+
         def value_test(value: Any) -> bool:
             return all(test(value) for test in value_tests)
         # With ``all``, each value may be satisfied by a different list element.
@@ -151,11 +152,7 @@ def _field(node: FieldMatch) -> Test:
             return value_test(value)
         return test_all
 
-    def value_any(value: Any) -> bool:
-        for test in value_tests:
-            if test(value):
-                return True
-        return False
+    value_any = _any_value_test(node.matchers)
 
     def test_any(fields: Mapping[str, Any]) -> bool:
         value = fields.get(name, MISSING)
@@ -166,6 +163,97 @@ def _field(node: FieldMatch) -> Test:
         return value_any(value)
 
     return test_any
+
+
+class _TextChecks:
+    """String patterns of one field, grouped by shape so that one pass of C-level checks covers them."""
+
+    def __init__(self) -> None:
+        self.equal: set = set()
+        self.prefixes: List[str] = []
+        self.suffixes: List[str] = []
+        self.substrings: List[str] = []
+        self.others: List[Callable[[str], bool]] = []
+        self.anything = False
+
+    def add(self, parts: Tuple[Any, ...]) -> None:
+        if all(isinstance(part, str) for part in parts):
+            self.equal.add("".join(parts))
+        elif len(parts) == 1 and parts[0] is ANY:
+            self.anything = True
+        elif len(parts) == 3 and parts[0] is ANY and parts[2] is ANY and isinstance(parts[1], str):
+            self.substrings.append(parts[1])
+        elif len(parts) == 2 and isinstance(parts[0], str) and parts[1] is ANY:
+            self.prefixes.append(parts[0])
+        elif len(parts) == 2 and parts[0] is ANY and isinstance(parts[1], str):
+            self.suffixes.append(parts[1])
+        else:
+            self.others.append(_simple_test(parts))
+
+    def compile(self) -> Optional[Callable[[str], bool]]:
+        if not (self.equal or self.prefixes or self.suffixes or self.substrings or self.others or self.anything):
+            return None
+        if self.anything:
+            return lambda text: True
+        equal = frozenset(self.equal)
+        prefixes, suffixes = tuple(self.prefixes), tuple(self.suffixes)
+        substrings, others = tuple(dict.fromkeys(self.substrings)), tuple(self.others)
+
+        def test(text: str) -> bool:
+            if text in equal:
+                return True
+            if prefixes and text.startswith(prefixes):
+                return True
+            if suffixes and text.endswith(suffixes):
+                return True
+            for needle in substrings:
+                if needle in text:
+                    return True
+            for other in others:
+                if other(text):
+                    return True
+            return False
+        return test
+
+
+def _any_value_test(matchers: Tuple[ValueMatcher, ...]) -> ValueTest:
+    """Compile the values of a field that needs any one of them, for one scalar event value.
+
+    String patterns are grouped: the text is folded once and tested by shape (equality, prefix,
+    suffix, substring, then the rest); other matchers are tested one by one.
+    """
+    folded, cased = _TextChecks(), _TextChecks()
+    others: List[ValueTest] = []
+    for matcher in matchers:
+        if not isinstance(matcher, StringMatch):
+            others.append(compile_value(matcher))
+            continue
+        checks = cased if matcher.cased else folded
+        for pattern in matcher.patterns:
+            parts = tuple(part if not isinstance(part, str) or matcher.cased else part.casefold()
+                          for part in pattern.parts)
+            variants = _expand(SigmaString(parts))
+            if variants is None:
+                regex = re.compile(_to_regex(parts), re.DOTALL)
+                checks.others.append(lambda text, regex=regex: regex.fullmatch(text) is not None)
+                continue
+            for variant in variants:
+                checks.add(variant.parts)
+    folded_test, cased_test = folded.compile(), cased.compile()
+    other_tests = tuple(others)
+
+    def test(value: Any) -> bool:
+        text = value if value.__class__ is str else _as_text(value)
+        if text is not None:
+            if folded_test is not None and folded_test(text.casefold()):
+                return True
+            if cased_test is not None and cased_test(text):
+                return True
+        for other in other_tests:
+            if other(value):
+                return True
+        return False
+    return test
 
 
 def _substring_spec(node: Any) -> Optional[Tuple[str, Tuple[str, ...], bool]]:

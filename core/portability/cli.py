@@ -223,16 +223,17 @@ def _event_fields(event: Optional[str], command_line: Optional[str], extra: Sequ
 
 
 def _document_fields(document: Dict[str, Any]) -> Dict[str, Any]:
-    """Return a document's Sigma fields: renamed when the scanner recognises its shape, else as given."""
-    try:
-        from core.readers.shapes import Builder, detect_shape, document_fields
-    except ImportError:
-        return dict(document)
-    shape = detect_shape(document)
-    if shape is None:
-        return dict(document)
-    fields, _time, _host = document_fields(document, shape, Builder("--event"), 1)
-    return dict(fields)
+    """Return a document's Sigma fields, as the scanner reads it; unrecognised documents are taken as given.
+
+    The scanner's own builder applies the category renames too (a 4688 document gets ``Image``).
+    """
+    from core.events import Event
+    from core.readers.jsonfile import event_from_document
+
+    for item in event_from_document(document, "--event", 1):
+        if isinstance(item, Event):
+            return dict(item.fields)
+    return dict(document)
 
 
 def run_gaps(args: argparse.Namespace) -> int:
