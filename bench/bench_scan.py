@@ -32,7 +32,7 @@ def parse_only(files: list) -> int:
 
 def scan(files: list, scanner: Scanner) -> int:
     for path in files:
-        for _alert in scanner.scan(read_events(path)):
+        for _alert in scanner.scan(read_events(path, scanner.may_skip)):
             pass
     return scanner.summary.events
 

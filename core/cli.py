@@ -150,7 +150,7 @@ def run_scan(args: argparse.Namespace) -> int:
 
     for index, path in enumerate(files, 1):
         scanner.summary.files += 1
-        for alert in scanner.scan(read_events(path), report):
+        for alert in scanner.scan(read_events(path, scanner.may_skip), report):
             if progress:
                 progress.clear()
             if table is not None:

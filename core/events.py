@@ -68,3 +68,16 @@ class ReadProblem:
     def __str__(self) -> str:
         where = self.source if self.record is None else f"{self.source}: record {self.record}"
         return f"{where}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """An event that a reader counted but did not decode, because the scan declined it.
+
+    Readers yield it only to a caller that passed them a ``skip`` test (see ``core.scan``); the
+    logsource is known, the fields are not.
+    """
+
+    logsource: LogSource
+    source: str
+    record: Union[int, str]

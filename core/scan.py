@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Counter, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 from core.evaluator import CompiledRule, compile_rule
-from core.events import Event, ReadProblem
+from core.prefilter import may_match, required_groups
+from core.events import Event, LogSource, ReadProblem, Skipped
 from core.errors import LsassdumpError
 from core.rules import Rule, iter_rule_files, load_rule
 
@@ -67,12 +68,12 @@ def load_rules_leniently(paths: Sequence[str]) -> RuleLoadResult:
     return RuleLoadResult(tuple(rules), tuple(errors))
 
 
-def logsource_label(event: Event) -> str:
-    """Name the event's logsource for the summary: its category, else its service, else 'other'."""
-    if event.logsource.categories:
-        return ",".join(sorted(event.logsource.categories))
-    if event.logsource.services:
-        return "service:" + ",".join(sorted(event.logsource.services))
+def logsource_label(logsource: LogSource) -> str:
+    """Name a logsource for the summary: its category, else its service, else 'other'."""
+    if logsource.categories:
+        return ",".join(sorted(logsource.categories))
+    if logsource.services:
+        return "service:" + ",".join(sorted(logsource.services))
     return "other"
 
 
@@ -84,15 +85,13 @@ class Scanner:
         self.summary = Summary(rules=len(self.compiled))
         # Rules that see an event depend only on its logsource, and real logs hold few of them.
         self._by_logsource: Dict[Any, Tuple[CompiledRule, ...]] = {}
+        self._prechecks: Dict[LogSource, Any] = {}
 
     def scan_event(self, event: Event) -> List[Alert]:
         """Evaluate one event; return its alerts."""
         self.summary.events += 1
-        self.summary.per_logsource[logsource_label(event)] += 1
-        rules = self._by_logsource.get(event.logsource)
-        if rules is None:
-            rules = tuple(rule for rule in self.compiled if rule.admits(event.logsource))
-            self._by_logsource[event.logsource] = rules
+        self.summary.per_logsource[logsource_label(event.logsource)] += 1
+        rules = self._rules_for(event.logsource)
         alerts = []
         for rule in rules:
             found = rule.match(event.fields)
@@ -108,10 +107,44 @@ class Scanner:
         self.summary.alerts += len(alerts)
         return alerts
 
-    def scan(self, items: Iterable[Union[Event, ReadProblem]],
+    def _rules_for(self, logsource: LogSource) -> Tuple[CompiledRule, ...]:
+        rules = self._by_logsource.get(logsource)
+        if rules is None:
+            rules = tuple(rule for rule in self.compiled if rule.admits(logsource))
+            self._by_logsource[logsource] = rules
+        return rules
+
+    def may_skip(self, logsource: LogSource, raw: str) -> bool:
+        """Tell whether no rule can match an event, judging by its logsource and raw JSON text.
+
+        Readers call it before decoding (EVTX only). Each rule's pre-check substrings come from
+        ``core.prefilter``; a rule without them makes every event of its logsource worth decoding.
+        """
+        checks = self._prechecks.get(logsource)
+        if checks is None:
+            found = []
+            for rule in self._rules_for(logsource):
+                groups = required_groups(rule.rule)
+                if groups is None:
+                    found = None
+                    break
+                found.append(groups)
+            checks = self._prechecks[logsource] = found
+        if checks is None:
+            return False
+        if not checks:
+            return True
+        folded = raw.casefold()
+        return not any(may_match(groups, folded) for groups in checks)
+
+    def scan(self, items: Iterable[Union[Event, ReadProblem, Skipped]],
              on_problem: Optional[Callable[[ReadProblem], None]] = None) -> Iterator[Alert]:
         """Scan a stream of events and read problems; problems are counted and passed on."""
         for item in items:
+            if isinstance(item, Skipped):
+                self.summary.events += 1
+                self.summary.per_logsource[logsource_label(item.logsource)] += 1
+                continue
             if isinstance(item, ReadProblem):
                 self.summary.errors += 1
                 if on_problem is not None:

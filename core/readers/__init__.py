@@ -16,7 +16,7 @@ from typing import BinaryIO, Iterable, Iterator, Optional, Union
 
 from core.events import Event, ReadProblem
 from core.readers.csvfile import read_csv
-from core.readers.evtxfile import read_evtx
+from core.readers.evtxfile import SkipTest, read_evtx
 from core.readers.jsonfile import read_json
 from core.readers.text import detect_encoding
 from core.readers.xmlfile import read_xml
@@ -93,15 +93,19 @@ def sniff_format(head: bytes, name: str = "") -> Optional[str]:
     return None
 
 
-def read_events(path: str) -> Iterator[Item]:
-    """Stream the events of one file (``-`` for standard input), with a ReadProblem for each bad part."""
+def read_events(path: str, skip: Optional[SkipTest] = None) -> Iterator[Item]:
+    """Stream the events of one file (``-`` for standard input), with a ReadProblem for each bad part.
+
+    ``skip`` lets a scan decline EVTX records before they are decoded (see ``read_evtx``); other
+    formats ignore it.
+    """
     if path == _STDIN:
         yield from _read_stdin()
         return
 
     if path[-5:].lower() == ".evtx":
         # The EVTX parser checks the file signature itself, so sniffing would only add an open and a read.
-        yield from read_evtx(path, path)
+        yield from read_evtx(path, path, skip)
         return
 
     try:
@@ -118,7 +122,7 @@ def read_events(path: str) -> Iterator[Item]:
             return
         file_format = sniff_format(head, path)
         if file_format == FORMAT_EVTX:
-            yield from read_evtx(path, path)
+            yield from read_evtx(path, path, skip)
             return
         yield from _read_text_format(file_format, head, stream, path)
 

@@ -16,7 +16,8 @@ import os
 import re
 from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union, cast
 
-from core.events import Event, ReadProblem
+from core.events import Event, LogSource, ReadProblem, Skipped
+from core.logsources import classify
 from core.readers import shapes
 from core.readers.builder import SHAPE_EVTX, Builder
 
@@ -86,8 +87,18 @@ def compact_record_fields(data: str, decode: Decode) -> Optional[Tuple[Fields, O
     return fields, time, computer
 
 
-def read_evtx(file: Union[str, BinaryIO], source: str) -> Iterator[Item]:
-    """Yield the events of an EVTX file (a path or a seekable binary file), and a ReadProblem per damaged part."""
+# Records that a scan may decline without decoding them: the usual compact System layout, and none
+# of what the full decode would report or rewrite (JSON \u escapes, arrays, over-long values).
+_SKIPPABLE_MAX_CHARS = 30_000
+SkipTest = Callable[[LogSource, str], bool]
+
+
+def read_evtx(file: Union[str, BinaryIO], source: str, skip: Optional[SkipTest] = None) -> Iterator[Item]:
+    """Yield the events of an EVTX file (a path or a seekable binary file), and a ReadProblem per damaged part.
+
+    With ``skip``, a record in the usual layout whose logsource and raw JSON text make
+    ``skip(logsource, text)`` true is yielded as a ``Skipped`` marker instead of being decoded.
+    """
     unavailable = parser_unavailable()
     if unavailable is not None:
         yield ReadProblem(source, None, unavailable)
@@ -129,6 +140,13 @@ def read_evtx(file: Union[str, BinaryIO], source: str) -> Iterator[Item]:
                 errors_in_a_row = 0
                 record_id = record["event_record_id"]
                 data = record["data"]
+                if skip is not None and len(data) < _SKIPPABLE_MAX_CHARS and "\\u" not in data and "[" not in data:
+                    system = _COMPACT_SYSTEM.match(data)
+                    if system is not None:
+                        logsource = classify(system.group(7), system.group(1), int(system.group(2))).logsource
+                        if skip(logsource, data):
+                            yield Skipped(logsource, source, record_id)
+                            continue
                 try:
                     found = compact_record_fields(data, decode)
                     if found is None:
