@@ -30,6 +30,23 @@ def parse_only(files: list) -> int:
     return count
 
 
+def parse_and_decode(files: list) -> int:
+    """Parse with evtx and decode each record's JSON: the least any reader of its records must do."""
+    import json
+
+    from evtx import PyEvtxParser
+
+    count = 0
+    for path in files:
+        try:
+            for record in PyEvtxParser(path).records_json():
+                json.loads(record["data"])
+                count += 1
+        except (OSError, RuntimeError):
+            continue
+    return count
+
+
 def scan(files: list, scanner: Scanner) -> int:
     for path in files:
         for _alert in scanner.scan(read_events(path, scanner.may_skip)):
@@ -48,15 +65,21 @@ def main() -> int:
     def run_parse() -> None:
         counts["parse"] = parse_only(files)
 
-    times = best_times({"parse only": run_parse, "scan": run_scan}, repeats=3)
+    def run_decode() -> None:
+        counts["decode"] = parse_and_decode(files)
+
+    times = best_times({"parse only": run_parse, "parse and decode": run_decode, "scan": run_scan}, repeats=3)
     rate_parse = counts["parse"] / times["parse only"]
+    rate_decode = counts["decode"] / times["parse and decode"]
     rate_scan = counts["scan"] / times["scan"]
     report("Scan: lsassdump scan engine vs evtx parse-only, shared EVTX files", [
         ("files", f"{len(files)}"),
         ("records parsed / events scanned", f"{counts['parse']:,} / {counts['scan']:,}"),
         ("parse only", f"{rate_parse:,.0f} events/s"),
+        ("parse and json.loads", f"{rate_decode:,.0f} events/s"),
         ("scan", f"{rate_scan:,.0f} events/s"),
-        ("ratio (target >= 0.8)", f"{rate_scan / rate_parse:.2f}"),
+        ("ratio to parse only (target >= 0.8)", f"{rate_scan / rate_parse:.2f}"),
+        ("ratio to parse and json.loads", f"{rate_scan / rate_decode:.2f}"),
     ])
     return 0
 
