@@ -1,7 +1,8 @@
 """The ``lsassdump`` command line.
 
 Exit codes of ``scan``: 0 no alert and every file read; 1 at least one alert; 2 usage error, or no
-rule or no input could be used; 3 no alert, but some files or records could not be read.
+rule or no input could be used; 3 no alert, but some files or records could not be read; 141 the
+output pipe was closed before the scan ended.
 ``convert`` returns 0, or 2 when a rule could not be converted.
 """
 
@@ -16,6 +17,7 @@ from core import __version__
 from core.errors import LsassdumpError
 
 EXIT_OK, EXIT_ALERTS, EXIT_USAGE, EXIT_READ_ERRORS = 0, 1, 2, 3
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports a command killed by a closed pipe
 
 log = logging.getLogger("lsassdump")
 
@@ -310,9 +312,17 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print(f"lsassdump: {error}", file=sys.stderr)
         return EXIT_USAGE
     except BrokenPipeError:
-        # The reader of our output went away (``| head``); that is not an error.
-        sys.stderr.close()
-        return EXIT_OK
+        # The reader of the output went away (``| head``). Report it as a shell reports SIGPIPE,
+        # so that a pipeline cannot mistake a cut-off scan for a clean one.
+        try:
+            sys.stdout = open(os.devnull, "w")
+        except OSError:
+            pass
+        return EXIT_BROKEN_PIPE
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"lsassdump: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
     except KeyboardInterrupt:
         print("lsassdump: interrupted", file=sys.stderr)
         return 130

@@ -209,7 +209,7 @@ def _event_fields(event: Optional[str], command_line: Optional[str], extra: Sequ
     else:
         try:
             document = json.loads(event or "")
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             raise ValueError(f"--event is not valid JSON: {error}") from None
         if not isinstance(document, dict):
             raise ValueError("--event must be a JSON object")

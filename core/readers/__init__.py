@@ -42,6 +42,8 @@ _EXTENSION_FORMATS = {
 }
 _EVTX_MAGIC = b"ElfFile\x00"
 _HEAD_BYTES = 4096
+# Blank lines before the first event are skipped while sniffing the format, up to this many bytes.
+_MAX_BLANK_BYTES = 16 * 1024 * 1024
 _STDIN = "-"
 
 Item = Union[Event, ReadProblem]
@@ -115,7 +117,7 @@ def read_events(path: str, skip: Optional[SkipTest] = None) -> Iterator[Item]:
         return
     with stream:
         try:
-            head = stream.read(_HEAD_BYTES)
+            head = _read_head(stream)
             stream.seek(0)
         except OSError as error:
             yield ReadProblem(path, None, _open_error(error))
@@ -127,8 +129,21 @@ def read_events(path: str, skip: Optional[SkipTest] = None) -> Iterator[Item]:
         yield from _read_text_format(file_format, head, stream, path)
 
 
+def _read_head(stream: BinaryIO) -> bytes:
+    """Read the first bytes to sniff the format, past any leading blank lines (up to _MAX_BLANK_BYTES)."""
+    head = stream.read(_HEAD_BYTES)
+    while head and not head.strip() and len(head) < _MAX_BLANK_BYTES:
+        more = stream.read(_HEAD_BYTES)
+        if not more:
+            break
+        head += more
+    return head
+
+
 def _read_text_format(file_format: Optional[str], head: bytes, stream: BinaryIO, source: str) -> Iterator[Item]:
     if not head.strip():
+        if len(head) >= _MAX_BLANK_BYTES:
+            yield ReadProblem(source, None, f"no data in the first {_MAX_BLANK_BYTES} bytes: only blank lines")
         return
     if file_format is None:
         yield ReadProblem(source, None, "unknown format: the file is not EVTX, XML, JSON or CSV")
@@ -147,7 +162,7 @@ def _read_text_format(file_format: Optional[str], head: bytes, stream: BinaryIO,
 def _read_stdin() -> Iterator[Item]:
     """Read standard input. EVTX and XML need a seekable file, so they are first copied to a temporary one."""
     stdin = sys.stdin.buffer
-    head = stdin.read(_HEAD_BYTES)
+    head = _read_head(stdin)
     file_format = sniff_format(head)
     if file_format in (FORMAT_EVTX, FORMAT_XML):
         with tempfile.TemporaryFile() as spool:

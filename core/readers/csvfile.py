@@ -83,7 +83,7 @@ def _row_items(row: Dict[str, str], builder: Builder, record: int) -> Iterator[I
     if raw.startswith("{"):
         try:
             document = json.loads(raw)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:
             yield ReadProblem(builder.source, record, f"_raw holds invalid JSON: {error}")
         else:
             if isinstance(document, dict):

@@ -11,6 +11,7 @@ that opens an object at the broken document's indentation.
 """
 
 import json
+import sys
 import re
 from typing import Any, BinaryIO, Dict, Iterator, List, Tuple, Union
 
@@ -157,6 +158,11 @@ def _decode_document(decoder: json.JSONDecoder, buffer: _Buffer, source: str,
             return document, start, end
         except json.JSONDecodeError as error:
             failure = error
+        except RecursionError:
+            # Python's decoder recurses once per nesting level; no event nests this deep.
+            buffer.skip_line()
+            return ReadProblem(source, record, "JSON document nested too deeply to decode "
+                               f"(more than {sys.getrecursionlimit()} levels); the line is skipped")
         first_newline = buffer.text.find("\n", start)
         if first_newline != -1:
             next_newline = buffer.text.find("\n", first_newline + 1)
@@ -191,7 +197,7 @@ def _is_complete_document(line: str) -> bool:
         return False
     try:
         json.loads(stripped)
-    except ValueError:
+    except (ValueError, RecursionError):
         return False
     return True
 

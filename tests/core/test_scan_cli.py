@@ -151,3 +151,45 @@ def test_shared_corpus_raises_exactly_the_three_expected_alerts(capsys):
     assert "process_creation" in err
     # Per-logsource counts in the summary include the 5,950 process-creation events.
     assert "process_creation             5950" in err
+
+
+def test_deeply_nested_record_is_reported_and_the_scan_goes_on(tmp_path, capsys):
+    good = json.dumps({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+                       "CommandLine": "procdump -accepteula -ma lsass.exe x"})
+    path = tmp_path / "deep.jsonl"
+    path.write_text(good + "\n" + '{"a":' * 3000 + "1" + "}" * 3000 + "\n" + good + "\n", encoding="utf-8")
+    code, out, err = run(["scan", "--format", "jsonl", "--rules", LSASS_RULE, str(path)], capsys)
+    assert code == 1
+    assert [alert["record"] for alert in jsonl_alerts(out)] == [1, 3]
+    assert f"{path}: record 2: JSON document nested too deeply" in err
+    assert "Traceback" not in err
+
+
+def test_blank_lines_before_the_first_event(tmp_path, capsys):
+    path = tmp_path / "blank.jsonl"
+    path.write_text("\n" * 5000 + json.dumps({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
+                                              "CommandLine": "procdump -accepteula -ma lsass.exe x"}) + "\n",
+                    encoding="utf-8")
+    code, out, _ = run(["scan", "--format", "jsonl", "--rules", LSASS_RULE, str(path)], capsys)
+    assert code == 1
+    assert len(jsonl_alerts(out)) == 1
+
+
+def test_closed_pipe_exit_code(tmp_path):
+    big = tmp_path / "many.jsonl"
+    line = (REPO / "core" / "sample" / "sample_sysmon.jsonl").read_text(encoding="utf-8")
+    big.write_text(line * 400, encoding="utf-8")
+    script = (f"{sys.executable} -m core scan --format jsonl --rules {LSASS_RULE} {big} "
+              "| head -c 1 >/dev/null; echo ${PIPESTATUS[0]}")
+    result = subprocess.run(["bash", "-c", script], cwd=str(REPO), capture_output=True, text=True, timeout=120)
+    assert result.stdout.strip() == "141"
+    assert "Traceback" not in result.stderr
+
+
+def test_unwritable_output_folder_is_a_clean_error(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x", encoding="utf-8")
+    code, _, err = run(["build", "splunk-app", "--out", str(blocker / "sub")], capsys)
+    assert code == 2
+    assert "Traceback" not in err
+    assert str(blocker) in err
