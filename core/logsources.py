@@ -205,3 +205,22 @@ def logsource_for(fields: Mapping[str, Any]) -> LogSource:
     if not isinstance(event_id, int) or isinstance(event_id, bool):
         event_id = None
     return classify(fields.get("Channel"), fields.get("Provider_Name"), event_id).logsource
+
+
+# ECS documents that carry no Windows channel (Elastic Defend, for one) still name what happened in
+# event.category and event.type (ECS 8.x "Event Fields" reference). A document classifies by the
+# first row whose category and type it both lists. Only the categories the ECS mapping of the
+# Elastic targets filters on are listed, so that scan and the Elastic queries see the same events.
+ECS_EVENT_CATEGORIES: Tuple[Tuple[str, str, str], ...] = (
+    ("process", "start", "process_creation"),
+)
+
+
+def ecs_logsource(categories: Any, types: Any) -> Optional[LogSource]:
+    """Return the logsource of an ECS document from its event.category and event.type, or None."""
+    category_set = set(categories) if isinstance(categories, list) else {categories}
+    type_set = set(types) if isinstance(types, list) else {types}
+    for ecs_category, ecs_type, sigma_category in ECS_EVENT_CATEGORIES:
+        if ecs_category in category_set and ecs_type in type_set:
+            return LogSource("windows", frozenset({sigma_category}), frozenset())
+    return None

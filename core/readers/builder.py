@@ -9,7 +9,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 from xml.etree import ElementTree
 
 from core.events import Event, LogSource, ReadProblem
-from core.logsources import classify
+from core.logsources import classify, ecs_logsource
 
 Fields = Dict[str, Any]
 Record = Union[int, str]
@@ -58,13 +58,17 @@ class Builder:
               host: Optional[str]) -> Event:
         """Classify the fields, apply the category's renames, check field types and build the event."""
         event_id = fields.get("EventID")
-        if type(event_id) is not int:
+        ecs = ecs_logsource(fields.get("event.category"), fields.get("event.type")) if shape == SHAPE_ECS else None
+        if type(event_id) is not int and not (event_id is None and ecs is not None):
             event_id = self._coerce_event_id(fields, event_id, record)
 
         classification = classify(fields.get("Channel"), fields.get("Provider_Name"), event_id)
         for original, renamed in classification.renames:
             if original in fields and renamed not in fields:
                 fields[renamed] = fields[original]
+        logsource = classification.logsource
+        if ecs is not None and not logsource.categories:
+            logsource = ecs
 
         if not _TEXT_KINDS.issuperset(map(type, map(fields.get, _TEXT_FIELDS))):
             self._check_text_fields(fields, record)
@@ -74,7 +78,7 @@ class Builder:
 
         # Inlined new_event(), because this runs once per record.
         event = _new_object(Event)
-        _set_attribute(event, "__dict__", {"fields": fields, "logsource": classification.logsource,
+        _set_attribute(event, "__dict__", {"fields": fields, "logsource": logsource,
                                            "source": self.source, "record": record, "time": time,
                                            "host": host, "shape": shape})
         return event

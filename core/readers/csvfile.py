@@ -11,7 +11,7 @@ which the row starts.
 
 import csv
 import json
-from typing import BinaryIO, Dict, Iterator, Set, Union
+from typing import Optional, BinaryIO, Dict, Iterator, Set, Union
 from xml.etree import ElementTree
 
 from core.events import Event, ReadProblem
@@ -94,10 +94,31 @@ def _row_items(row: Dict[str, str], builder: Builder, record: int) -> Iterator[I
 
     fields: Fields = {name: value for name, value in row.items() if value != "" and name != "_raw"}
     add_aliases(fields, shapes.FLAT_RENAMES)
+    if "Channel" not in fields:
+        channel = _channel_from_splunk_source(fields)
+        if channel is not None:
+            fields["Channel"] = channel
     host = fields.get("Computer") or fields.get("host")
     event = builder.event(fields, SHAPE_CSV, record, iso_time(fields.get("_time")), host)
     yield from builder.take_problems()
     yield event
+
+
+# Splunk's Windows add-ons name the event log in source or sourcetype, after one of these prefixes:
+# ``XmlWinEventLog:Microsoft-Windows-Sysmon/Operational``, ``WinEventLog:Security``.
+_SPLUNK_LOG_PREFIXES = ("XmlWinEventLog:", "WinEventLog:")
+
+
+def _channel_from_splunk_source(fields: Fields) -> Optional[str]:
+    """Return the event log named by a Splunk export's source or sourcetype column, or None."""
+    for column in ("source", "sourcetype"):
+        value = fields.get(column)
+        if not isinstance(value, str):
+            continue
+        for prefix in _SPLUNK_LOG_PREFIXES:
+            if value.startswith(prefix) and len(value) > len(prefix):
+                return value[len(prefix):]
+    return None
 
 
 def _raw_xml_items(raw: str, row: Dict[str, str], builder: Builder, record: int) -> Iterator[Item]:

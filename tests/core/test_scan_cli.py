@@ -193,3 +193,32 @@ def test_unwritable_output_folder_is_a_clean_error(tmp_path, capsys):
     assert code == 2
     assert "Traceback" not in err
     assert str(blocker) in err
+
+
+def test_splunk_csv_with_extracted_fields_only(tmp_path, capsys):
+    path = tmp_path / "export.csv"
+    path.write_text(
+        "_time,host,source,sourcetype,EventCode,CommandLine\n"
+        "2026-12-04T10:00:00Z,WKS1,XmlWinEventLog:Microsoft-Windows-Sysmon/Operational,XmlWinEventLog,1,"
+        "procdump.exe -accepteula -ma lsass.exe x.dmp\n"
+        "2026-12-04T10:00:01Z,WKS1,WinEventLog:Security,WinEventLog:Security,4688,"
+        "procdump.exe -accepteula -mm keyiso y.dmp\n"
+        "2026-12-04T10:00:02Z,WKS1,XmlWinEventLog:Security,XmlWinEventLog,4624,"
+        "procdump.exe -accepteula -ma lsass.exe z.dmp\n", encoding="utf-8")
+    code, out, err = run(["scan", "--format", "jsonl", "--rules", LSASS_RULE, str(path)], capsys)
+    assert code == 1
+    assert [alert["record"] for alert in jsonl_alerts(out)] == [2, 3]
+    assert "process_creation             2" in err
+
+
+def test_ecs_process_start_without_channel(tmp_path, capsys):
+    path = tmp_path / "defend.jsonl"
+    path.write_text(json.dumps({"@timestamp": "2026-12-04T21:00:00Z",
+                                "event": {"category": ["process"], "type": ["start"], "module": "endpoint"},
+                                "process": {"command_line": "procdump.exe -accepteula -ma lsass.exe x.dmp"}})
+                    + "\n" + json.dumps({"event": {"category": ["process"], "type": ["end"]},
+                                         "process": {"command_line": "procdump.exe -accepteula -ma lsass.exe"}})
+                    + "\n", encoding="utf-8")
+    code, out, err = run(["scan", "--format", "jsonl", "--rules", LSASS_RULE, str(path)], capsys)
+    assert code == 1
+    assert [alert["record"] for alert in jsonl_alerts(out)] == [1]
