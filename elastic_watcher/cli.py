@@ -71,7 +71,8 @@ def _add_connection_options(parser: argparse.ArgumentParser) -> None:
                              "likewise); default: the same names in the environment")
     parser.add_argument("--ca-certs", metavar="PATH", help="CA bundle to verify the servers' certificates with")
     parser.add_argument("--insecure", action="store_true", help="do not verify TLS certificates")
-    parser.add_argument("--timeout", type=float, default=30.0, help="timeout of one request in seconds (default: 30)")
+    parser.add_argument("--timeout", type=_positive_float, default=30.0,
+                        help="timeout of one request in seconds (default: 30)")
     parser.add_argument("--max-attempts", type=int, default=8,
                         help="tries per request on connection errors, 429 and 5xx (default: 8)")
 
@@ -120,8 +121,8 @@ def _add_watch(commands: Any) -> None:
     watch.add_argument("--prefilter", choices=("logsource", "query"), default="logsource",
                        help="what the server filters on: the logsource only, so the core sees every process "
                             "event (exact), or the rules' Query DSL as well (fewer events; default: logsource)")
-    watch.add_argument("--page-size", type=int, default=1000, help="hits per search page (default: 1000)")
-    watch.add_argument("--interval", type=float, default=60.0, help="seconds between cycles (default: 60)")
+    watch.add_argument("--page-size", type=_positive_int, default=1000, help="hits per search page (default: 1000)")
+    watch.add_argument("--interval", type=_positive_float, default=60.0, help="seconds between cycles (default: 60)")
     watch.add_argument("--overlap", type=float, default=300.0,
                        help="seconds each cycle rescans before the newest event seen, for late events (default: 300)")
     watch.add_argument("--since", default="now-1h",
@@ -292,6 +293,10 @@ def run_watch(args: argparse.Namespace) -> int:
     configure_logging()
     if not (args.alerts_index or args.alerts_file or args.webhook):
         return _fail("no alert output: pass --alerts-index NAME, --alerts-file PATH or --webhook URL")
+    for option, path in (("--state", args.state), ("--alerts-file", args.alerts_file)):
+        folder = os.path.dirname(os.path.abspath(path)) if path else None
+        if folder is not None and not os.path.isdir(folder):
+            return _fail(f"{option} {path}: folder {folder} does not exist; create it first")
     stop = threading.Event()
     try:
         rules = _load_rules(args)
@@ -344,3 +349,25 @@ def main(argv: Optional[List[str]] = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = parser.parse_args(["elastic"] + argv)
     return int(args.func(args))
+
+
+def _positive_float(text: str) -> float:
+    """Parse a number greater than zero, for argparse."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """Parse a whole number greater than zero, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be greater than 0, not {text}")
+    return value

@@ -14,6 +14,7 @@ import importlib.metadata as importlib_metadata
 import json
 import os
 import re
+import sys
 from typing import Any, BinaryIO, Callable, Dict, Iterator, Optional, Tuple, Union, cast
 
 from core.events import Event, LogSource, ReadProblem, Skipped
@@ -181,7 +182,10 @@ def parser_unavailable() -> Optional[str]:
     try:
         installed = importlib_metadata.version("evtx")
     except importlib_metadata.PackageNotFoundError:
-        return "reading EVTX files needs the 'evtx' package: pip install evtx"
+        if sys.version_info < (3, 10):
+            return ("reading EVTX files needs the 'evtx' package 0.14 or later, which needs Python 3.10 or "
+                    "later: run lsassdump with Python 3.10+, or convert the file to XML or JSON first")
+        return "reading EVTX files needs the 'evtx' package: pip install 'evtx>=0.14'"
     parts = []
     for part in installed.split(".")[:2]:
         digits = "".join(character for character in part if character.isdigit())
@@ -189,7 +193,8 @@ def parser_unavailable() -> Optional[str]:
     if tuple(parts) < _MIN_PARSER_VERSION:
         minimum = ".".join(str(number) for number in _MIN_PARSER_VERSION)
         return (f"evtx {installed} is installed, but reading EVTX needs evtx {minimum} or later "
-                "(Python 3.10 or later), because older versions hang on some damaged files: pip install -U evtx")
+                "(Python 3.10 or later), because older versions hang on some damaged files: "
+                "pip install -U 'evtx>=0.14' on Python 3.10+")
     return None
 
 

@@ -15,7 +15,9 @@ from core.events import Event
 from core.rules import Rule, iter_rule_files
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("LSASSDUMP_SHARED", REPO.parent / "shared"))
+# LSASSDUMP_SHARED_DATA names the data folder, as for every other test; LSASSDUMP_SHARED names its parent.
+SHARED = (Path(os.environ["LSASSDUMP_SHARED_DATA"]).parent if os.environ.get("LSASSDUMP_SHARED_DATA")
+          else Path(os.environ.get("LSASSDUMP_SHARED", REPO.parent / "shared")))
 LSASS_RULE = SHARED / "rules" / "proc_creation_win_sysinternals_procdump_lsass.yml"
 EXPECTED_KQL_ASIM = SHARED / "rules" / "expected_kql_asim.kql"
 SIGMAHQ_RULES = SHARED / "data" / "sigmahq-rules" / "rules"
@@ -39,7 +41,7 @@ LSASS_COMMAND_LINES: Tuple[Tuple[str, bool], ...] = (
 
 def _need(path: Path) -> Path:
     if not path.exists():
-        pytest.skip(f"shared data not found at {path} (set LSASSDUMP_SHARED)")
+        pytest.skip(f"shared data not found at {path} (set LSASSDUMP_SHARED_DATA)")
     return path
 
 
