@@ -184,6 +184,8 @@ def _write(path: Optional[str], text: str) -> None:
 
 
 def run_explain(args: argparse.Namespace) -> int:
+    from core.evaluator import compile_rule
+    from core.scan import logsource_label
     from core.portability.explain import as_dict, explain, format_text
 
     try:
@@ -193,12 +195,45 @@ def run_explain(args: argparse.Namespace) -> int:
         return _error(str(error))
     if not rules:
         return _error("no rule found")
-    explanations = [explain(rule, fields) for rule in rules]
+    logsource = _event_logsource(args.event) if args.command_line is None else None
+    admitted = [rule for rule in rules if logsource is None or compile_rule(rule).admits(logsource)]
+    outside = []
+    for rule in rules:
+        if rule not in admitted:
+            # As in scan, a rule never sees an event outside its logsource, whatever its fields hold.
+            spec = rule.logsource
+            wants = ", ".join(f"{key} {value}" for key, value in
+                              (("category", spec.category), ("service", spec.service), ("product", spec.product))
+                              if value) or "any"
+            outside.append((rule, f"the rule reads {wants} events, and this event is {logsource_label(logsource)}"))
+    explanations = [explain(rule, fields) for rule in admitted]
     if args.format == "json":
-        sys.stdout.write(json.dumps([as_dict(item) for item in explanations], ensure_ascii=False, indent=2) + "\n")
+        items = [as_dict(item) for item in explanations]
+        items += [{"rule_id": rule.id, "title": rule.title, "matched": False, "reason": reason}
+                  for rule, reason in outside]
+        sys.stdout.write(json.dumps(items, ensure_ascii=False, indent=2) + "\n")
     else:
-        sys.stdout.write("\n".join(format_text(item) for item in explanations))
+        texts = [format_text(item) for item in explanations]
+        texts += [f"{rule.title} ({rule.id}): NO MATCH: {reason}\n" for rule, reason in outside]
+        sys.stdout.write("\n".join(texts))
     return EXIT_OK if any(item.matched for item in explanations) else EXIT_FOUND
+
+
+def _event_logsource(event: Optional[str]) -> Any:
+    """Return the logsource of the --event document when the scanner recognises it, else None."""
+    from core.events import Event
+    from core.readers.jsonfile import event_from_document
+
+    try:
+        document = json.loads(event or "")
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    for item in event_from_document(document, "--event", 1):
+        if isinstance(item, Event) and (item.logsource.categories or item.logsource.services):
+            return item.logsource
+    return None
 
 
 def _event_fields(event: Optional[str], command_line: Optional[str], extra: Sequence[str]) -> Dict[str, Any]:

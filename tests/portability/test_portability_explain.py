@@ -104,3 +104,19 @@ def test_explain_command_rejects_bad_json(capsys):
 
     assert code == 2
     assert "--event is not valid JSON" in capsys.readouterr().err
+
+
+def test_explain_respects_the_logsource(capsys):
+    from core.portability.cli import register
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers(dest="command"))
+    document = ('{"Event":{"System":{"EventID":11,"Channel":"Microsoft-Windows-Sysmon/Operational"},'
+                '"EventData":{"CommandLine":"procdump -ma lsass.exe"}}}')
+    args = parser.parse_args(["explain", "--event", document])
+    code = args.func(args)
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "NO MATCH: the rule reads category process_creation, product windows events, and this event is file_event" in out
+    assert "MATCH\n" not in out.replace("NO MATCH", "")
