@@ -192,7 +192,7 @@ class _AlertTable:
             self.started = True
         source = f"{os.path.basename(alert.source)}:{alert.record}"
         head = (f"{_cut(_short_time(alert.time), 20):<20}  {alert.level:<8}  {_cut(alert.host or '-', 24):<24}  "
-                f"{_cut(source, 36):<36}  ")
+                f"{_cut_left(source, 36):<36}  ")
         command = _printable(alert.command_line or "-")
         if self.width is not None:
             command = _cut(command, max(self.width - len(head), 30))
@@ -204,6 +204,11 @@ class _AlertTable:
 
 def _cut(text: str, width: int) -> str:
     return text if len(text) <= width else text[:width - 1] + "…"
+
+
+def _cut_left(text: str, width: int) -> str:
+    """Cut from the start, keeping the end: a file name's record number stays visible."""
+    return text if len(text) <= width else "…" + text[len(text) - width + 1:]
 
 
 def _short_time(value: Optional[str]) -> str:
@@ -253,12 +258,17 @@ def _print_summary(summary: Any, out: TextIO) -> None:
 
 
 def run_convert(args: argparse.Namespace) -> int:
+    from core.mappings import DEFAULT_MAPPING
     from core.rules import iter_rule_files, load_rule
     from core.targets import convert
 
+    paths = list(iter_rule_files(_rule_paths(args.rules)))
+    if not paths:
+        print("lsassdump: no rule file (.yml or .yaml) found in the given paths", file=sys.stderr)
+        return EXIT_USAGE
     results = []
     failed = 0
-    for path in iter_rule_files(_rule_paths(args.rules)):
+    for path in paths:
         try:
             rule = load_rule(path)
             query = convert(rule, args.target, args.mapping)
@@ -268,7 +278,7 @@ def run_convert(args: argparse.Namespace) -> int:
             results.append({"source": path, "error": str(error)})
             continue
         results.append({"source": path, "rule_id": rule.id, "title": rule.title, "target": args.target,
-                        "mapping": args.mapping, "query": query})
+                        "mapping": args.mapping or DEFAULT_MAPPING[args.target], "query": query})
     if args.format == "json":
         json.dump(results, sys.stdout, indent=2, ensure_ascii=False)
         sys.stdout.write("\n")
@@ -282,7 +292,11 @@ def run_check(args: argparse.Namespace) -> int:
     from core.rules import iter_rule_files, load_rule
 
     valid = invalid = 0
-    for path in iter_rule_files(_rule_paths(args.rules)):
+    paths = list(iter_rule_files(_rule_paths(args.rules)))
+    if not paths:
+        print("lsassdump: no rule file (.yml or .yaml) found in the given paths", file=sys.stderr)
+        return EXIT_USAGE
+    for path in paths:
         try:
             compile_rule(load_rule(path))
             valid += 1

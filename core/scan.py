@@ -7,7 +7,7 @@ from typing import Any, Callable, Counter, Dict, Iterable, Iterator, List, Optio
 from core.evaluator import CompiledRule, compile_rule
 from core.prefilter import may_match, required_groups
 from core.events import Event, LogSource, ReadProblem, Skipped
-from core.errors import LsassdumpError
+from core.errors import Location, LsassdumpError, RuleError
 from core.rules import Rule, iter_rule_files, load_rule
 
 
@@ -60,11 +60,22 @@ def load_rules_leniently(paths: Sequence[str]) -> RuleLoadResult:
     """Load every rule under ``paths``, keeping the errors of the invalid ones instead of raising."""
     rules: List[Rule] = []
     errors: List[LsassdumpError] = []
+    sources: Dict[str, str] = {}
     for path in iter_rule_files(paths):
         try:
-            rules.append(load_rule(path))
+            rule = load_rule(path)
         except LsassdumpError as error:
             errors.append(error)
+            continue
+        # Two files with one id would raise every alert twice; the first file loaded wins.
+        if rule.id and sources.get(rule.id) == path:
+            continue  # the same file named twice
+        if rule.id and rule.id in sources:
+            errors.append(RuleError(f"rule id {rule.id} is already used by {sources[rule.id]}", Location(path),
+                                    "give each rule its own id, or load only one of the two files"))
+            continue
+        sources[rule.id] = path
+        rules.append(rule)
     return RuleLoadResult(tuple(rules), tuple(errors))
 
 

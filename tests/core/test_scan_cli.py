@@ -222,3 +222,19 @@ def test_ecs_process_start_without_channel(tmp_path, capsys):
     code, out, err = run(["scan", "--format", "jsonl", "--rules", LSASS_RULE, str(path)], capsys)
     assert code == 1
     assert [alert["record"] for alert in jsonl_alerts(out)] == [1]
+
+
+def test_duplicate_rule_id_loads_once(tmp_path, capsys):
+    copy = tmp_path / "copy.yml"
+    copy.write_text(Path(LSASS_RULE).read_text(encoding="utf-8"), encoding="utf-8")
+    sample = str(REPO / "core" / "sample" / "sample_sysmon.jsonl")
+    code, out, err = run(["scan", "--format", "jsonl", "--rules", LSASS_RULE, "--rules", str(copy), sample], capsys)
+    assert code == 1
+    assert len(jsonl_alerts(out)) == 5
+    assert f"rule skipped: {copy}: rule id {LSASS_ID} is already used by {LSASS_RULE}" in err
+
+
+def test_check_without_rule_files(tmp_path, capsys):
+    code, _, err = run(["check", str(tmp_path)], capsys)
+    assert code == 2
+    assert "no rule file (.yml or .yaml) found" in err
