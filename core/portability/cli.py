@@ -8,6 +8,7 @@ every rule catches every dump variant and alerts on no look-alike, 1 otherwise, 
 
 import argparse
 import json
+import os
 import sys
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -109,6 +110,14 @@ def _error(message: str) -> int:
     return EXIT_USAGE
 
 
+def _missing_event_path(paths: Optional[Sequence[str]]) -> Optional[str]:
+    """Return the first --events path that does not exist, or None."""
+    for path in paths or ():
+        if path != "-" and not os.path.exists(path):
+            return path
+    return None
+
+
 def run_portability(args: argparse.Namespace) -> int:
     from core.portability.report import Backend, build_report, load_events, pairs_for
 
@@ -132,6 +141,9 @@ def run_portability(args: argparse.Namespace) -> int:
     pairs = pairs_for(backend, targets, mappings)
     if not pairs:
         return _error("no target uses the chosen mappings; check --targets and --mappings")
+    missing = _missing_event_path(args.events)
+    if missing is not None:
+        return _error(f"--events {missing}: no such file or folder")
     try:
         rules = _load_rules(args.rules)
         events, problems = load_events(args.events) if args.events else ([], 0)
@@ -275,6 +287,9 @@ def run_gaps(args: argparse.Namespace) -> int:
     from core.portability import gaps
     from core.portability.report import load_events
 
+    missing = _missing_event_path(args.events)
+    if missing is not None:
+        return _error(f"--events {missing}: no such file or folder")
     try:
         variants = gaps.load_variants(args.corpus)
         rules = _load_rules(args.rules)
