@@ -6,7 +6,8 @@ stay out of shell history and process listings:
 - ``ES_API_KEY`` (the base64 ``id:api_key`` form Elasticsearch returns as ``encoded``), or
   ``ES_USERNAME`` and ``ES_PASSWORD``, for Elasticsearch;
 - ``KIBANA_API_KEY``, or ``KIBANA_USERNAME`` and ``KIBANA_PASSWORD``, for Kibana; when none is set,
-  Kibana gets the Elasticsearch credentials, which Kibana accepts.
+  Kibana gets the Elasticsearch credentials, which Kibana accepts;
+- ``ES_WATCH_USERNAME`` and ``ES_WATCH_PASSWORD``, the user the EQL watch's http input signs in as.
 
 A credentials file contains the same names as ``NAME=value`` lines, and ``#`` starts a comment.
 Values in the file take precedence over the environment. TLS certificates are verified unless
@@ -27,7 +28,8 @@ import elasticsearch
 log = logging.getLogger(__name__)
 
 CREDENTIAL_NAMES = ("ES_API_KEY", "ES_USERNAME", "ES_PASSWORD",
-                    "KIBANA_API_KEY", "KIBANA_USERNAME", "KIBANA_PASSWORD")
+                    "KIBANA_API_KEY", "KIBANA_USERNAME", "KIBANA_PASSWORD",
+                    "ES_WATCH_USERNAME", "ES_WATCH_PASSWORD")
 
 
 class ConfigurationError(Exception):
@@ -83,6 +85,9 @@ def read_credentials_file(path: str) -> Dict[str, str]:
             lines = handle.read().splitlines()
     except OSError as error:
         raise ConfigurationError(f"cannot read credentials file {path}: {error.strerror}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigurationError(f"credentials file {path} is not UTF-8 text (byte {error.start}); "
+                                 "write it as NAME=value lines") from None
     if mode & (stat.S_IRGRP | stat.S_IROTH):
         log.warning("credentials file %s is readable by other users; run chmod 600 on it", path)
     values: Dict[str, str] = {}

@@ -50,7 +50,7 @@ def _add_portability(subparsers: Any) -> None:
     command.add_argument("--no-corpus", action="store_true", help="skip the corpus generated from each rule")
     command.add_argument("--format", choices=FORMATS, default="text", help="output format (default: text)")
     command.add_argument("--output", "-o", metavar="FILE", help="write the report to FILE instead of standard output")
-    command.add_argument("--max-lines", type=int, default=20, metavar="N",
+    command.add_argument("--max-lines", type=_non_negative_int, default=20, metavar="N",
                          help="divergence lines per target/mapping in text and Markdown; 0 lists all (default: 20)")
     from core.portability.classify import SEMANTICS
 
@@ -108,6 +108,17 @@ def _load_rules(paths: Sequence[str]) -> List[Any]:
 def _error(message: str) -> int:
     print(f"lsassdump: {message}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _non_negative_int(text: str) -> int:
+    """Parse a whole number of 0 or more, for argparse."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid whole number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, not {text}")
+    return value
 
 
 def _missing_event_path(paths: Optional[Sequence[str]]) -> Optional[str]:

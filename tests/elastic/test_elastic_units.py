@@ -100,3 +100,26 @@ def test_nested_ecs_source_maps_to_sigma():
     assert fields == {"CommandLine": "a -ma lsass", "Image": "C:\\p.exe", "ParentImage": "x", "Computer": "pc1"}
     assert logsource_of({"host.os.type": "Windows"}).product == "windows"
     assert logsource_of({}).product is None
+
+
+def test_credentials_file_names_the_watch_user(tmp_path):
+    from elastic_watcher.connection import read_credentials_file
+
+    path = tmp_path / "credentials"
+    path.write_text("ES_USERNAME=elastic\nES_PASSWORD=x\nES_WATCH_USERNAME=watcher\nES_WATCH_PASSWORD=y\n",
+                    encoding="utf-8")
+    path.chmod(0o600)
+    values = read_credentials_file(str(path))
+    assert values["ES_WATCH_USERNAME"] == "watcher"
+    assert values["ES_WATCH_PASSWORD"] == "y"
+
+
+def test_binary_credentials_file_is_a_clean_error(tmp_path):
+    from elastic_watcher.connection import ConfigurationError, read_credentials_file
+
+    path = tmp_path / "credentials"
+    path.write_bytes(b"\xff\xfe\x00binary")
+    path.chmod(0o600)
+    with pytest.raises(ConfigurationError) as caught:
+        read_credentials_file(str(path))
+    assert f"credentials file {path} is not UTF-8 text" in str(caught.value)

@@ -111,7 +111,7 @@ class LsassdumpCommand(StreamingCommand):
         if not selected:
             known = "; ".join(f"{rule.id} ({rule.title})" for rule in rules) or "none"
             raise OptionError(
-                f'lsassdump: rule="{self.rule}" matches no bundled rule. Give a rule id or a title pattern '
+                f'lsassdump: rule="{self.rule.strip(chr(34))}" matches no bundled rule. Give a rule id or a title pattern '
                 f'such as rule="*LSASS*". Bundled rules: {known}'
             )
 
