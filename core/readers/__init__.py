@@ -207,4 +207,7 @@ def _open_error(error: OSError) -> str:
         return "is a folder, not a file; pass it to iter_event_files to read the files inside"
     if isinstance(error, PermissionError):
         return "permission denied"
+    if isinstance(error, io.UnsupportedOperation) or "seekable" in str(error):
+        # A FIFO or a shell process substitution cannot be read twice, as format sniffing needs.
+        return "cannot read a pipe or FIFO as a file; pipe it to standard input instead (lsassdump scan -)"
     return f"cannot read the file: {error.strerror or error}"

@@ -238,3 +238,18 @@ def test_check_without_rule_files(tmp_path, capsys):
     code, _, err = run(["check", str(tmp_path)], capsys)
     assert code == 2
     assert "no rule file (.yml or .yaml) found" in err
+
+
+def test_fifo_gets_a_hint(tmp_path, capsys):
+    import os
+    import threading
+
+    fifo = tmp_path / "events.fifo"
+    os.mkfifo(fifo)
+    line = (REPO / "core" / "sample" / "sample_sysmon.jsonl").read_text(encoding="utf-8")
+    writer = threading.Thread(target=lambda: fifo.write_text(line, encoding="utf-8"), daemon=True)
+    writer.start()
+    code, _, err = run(["scan", "--rules", LSASS_RULE, str(fifo)], capsys)
+    writer.join(timeout=10)
+    assert code == 3
+    assert "pipe it to standard input instead (lsassdump scan -)" in err
