@@ -1,12 +1,11 @@
 """The steps every target shares before emission: field mapping, logsource filter, windash expansion."""
 
-import itertools
 import re
 from typing import Any, List, Tuple
 
 from core.errors import MappingError, UnsupportedFeatureError
 from core.ir import (
-    ANY, DASH, ONE, WINDASH_CHARACTERS, And, ExistsMatch, FieldMatch, Node, Not, NotEqualMatch, NullMatch, NumberMatch,
+    ANY, ONE, And, ExistsMatch, FieldMatch, Node, Not, NotEqualMatch, NullMatch, NumberMatch,
     Or, Selection, SigmaString, StringMatch, ValueMatcher,
 )
 from core.mappings import FieldMapping
@@ -114,26 +113,13 @@ def _expand_matcher(matcher: ValueMatcher, node: FieldMatch) -> ValueMatcher:
 
 def expand_pattern(pattern: SigmaString, node: Any = None) -> Tuple[SigmaString, ...]:
     """Expand one pattern's windash placeholders into 5**n plain patterns."""
-    count = sum(1 for part in pattern.parts if part is DASH)
-    if count == 0:
-        return (pattern,)
+    count = pattern.dash_count
     if count > MAX_WINDASH_PLACEHOLDERS:
         raise UnsupportedFeatureError(
             f"windash on a value with {count} dashes ({5 ** count} variants; at most "
             f"{MAX_WINDASH_PLACEHOLDERS} dashes are expanded)", getattr(node, "location", None),
             "split the value into several shorter values")
-    variants = []
-    for dashes in itertools.product(WINDASH_CHARACTERS, repeat=count):
-        chosen = iter(dashes)
-        merged: List[Any] = []
-        for part in pattern.parts:
-            part = next(chosen) if part is DASH else part
-            if isinstance(part, str) and merged and isinstance(merged[-1], str):
-                merged[-1] += part
-            else:
-                merged.append(part)
-        variants.append(SigmaString(tuple(merged)))
-    return tuple(variants)
+    return pattern.windash_variants()
 
 
 # Characters that have a meaning outside a character class in PCRE (Splunk's match() and mvfind())
