@@ -1,8 +1,13 @@
 """The ``lsassdump`` command line.
 
-Exit codes of ``scan``: 0 no alert and every file read; 1 at least one alert; 2 usage error, or no
-rule or no input could be used; 3 no alert, but some files or records could not be read; 141 the
-output pipe was closed before the scan ended.
+Exit codes of ``scan``:
+
+- 0: no alert, and every file was read;
+- 1: at least one alert;
+- 2: usage error, or no rule or no input could be used;
+- 3: no alert, but some files or records could not be read;
+- 141: the output pipe was closed before the scan ended.
+
 ``convert`` returns 0, or 2 when a rule could not be converted.
 """
 

@@ -39,7 +39,7 @@ class Alert:
 
 @dataclass
 class Summary:
-    """What a scan read and found."""
+    """Counts of the files, events, alerts and errors of one scan."""
 
     files: int = 0
     events: int = 0
@@ -89,7 +89,7 @@ def logsource_label(logsource: LogSource) -> str:
 
 
 class Scanner:
-    """Runs compiled rules over a stream of events and counts what it sees."""
+    """Compiled rules run over a stream of events, with a running summary."""
 
     def __init__(self, rules: Sequence[Rule]) -> None:
         self.compiled: Tuple[CompiledRule, ...] = tuple(compile_rule(rule) for rule in rules)

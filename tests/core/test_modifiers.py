@@ -118,8 +118,10 @@ def test_utf16_then_base64(tmp_path, modifier, encode):
 def test_exists(tmp_path):
     present = rule_from_yaml(tmp_path, "sel:\n    ParentImage|exists: true\ncondition: sel", "a.yml")
     absent = rule_from_yaml(tmp_path, "sel:\n    ParentImage|exists: false\ncondition: sel", "b.yml")
-    assert matches(present, {"ParentImage": "x"}) and not matches(present, {})
-    assert matches(absent, {}) and not matches(absent, {"ParentImage": "x"})
+    assert matches(present, {"ParentImage": "x"})
+    assert not matches(present, {})
+    assert matches(absent, {})
+    assert not matches(absent, {"ParentImage": "x"})
     assert matches(absent, {"ParentImage": None})
 
 

@@ -81,7 +81,7 @@ def test_bad_rule_reported_with_location(tmp_path, capsys):
     assert "Traceback" not in err
 
 
-def test_truncated_and_invalid_lines_do_not_stop_the_scan(tmp_path, capsys):
+def test_scan_survives_bad_lines(tmp_path, capsys):
     good = {"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
             "CommandLine": r"procdump.exe -accepteula -ma lsass.exe C:\o.dmp"}
     path = tmp_path / "mixed.jsonl"
@@ -153,7 +153,7 @@ def test_shared_corpus_raises_exactly_the_three_expected_alerts(capsys):
     assert "process_creation             5950" in err
 
 
-def test_deeply_nested_record_is_reported_and_the_scan_goes_on(tmp_path, capsys):
+def test_scan_survives_deep_nesting(tmp_path, capsys):
     good = json.dumps({"EventID": 1, "Channel": "Microsoft-Windows-Sysmon/Operational",
                        "CommandLine": "procdump -accepteula -ma lsass.exe x"})
     path = tmp_path / "deep.jsonl"
