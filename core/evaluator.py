@@ -22,6 +22,7 @@ Semantics (the Sigma specification leaves several of these open; lsassdump fixes
 
 import functools
 import ipaddress
+import itertools
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
@@ -231,7 +232,7 @@ def _any_value_test(matchers: Tuple[ValueMatcher, ...]) -> ValueTest:
         for pattern in matcher.patterns:
             parts = tuple(part if not isinstance(part, str) or matcher.cased else part.casefold()
                           for part in pattern.parts)
-            variants = expand_dashes(SigmaString(parts))
+            variants = _expand(SigmaString(parts))
             if variants is None:
                 regex = re.compile(_to_regex(parts), re.DOTALL)
                 checks.others.append(lambda text, regex=regex: regex.fullmatch(text) is not None)
@@ -269,7 +270,7 @@ def _substring_spec(node: Any) -> Optional[Tuple[str, Tuple[str, ...], bool]]:
     for matcher in node.matchers:
         if not isinstance(matcher, StringMatch) or matcher.cased or len(matcher.patterns) != 1:
             return None
-        variants = expand_dashes(matcher.patterns[0])
+        variants = _expand(matcher.patterns[0])
         if variants is None or node.require_all and len(variants) > 1:
             return None
         for variant in variants:
@@ -448,7 +449,7 @@ def _fieldref_test(name: str, matcher: FieldRefMatch) -> Test:
 
 
 def _as_text(value: Any) -> Optional[str]:
-    """Return the text that string patterns match against for an event value, or None when there is none."""
+    """Return the text a string pattern sees for an event value, or None when it sees none."""
     if value.__class__ is str:
         return value
     if isinstance(value, bool):
@@ -492,17 +493,35 @@ def _string(matcher: StringMatch) -> ValueTest:
     return test
 
 
-def expand_dashes(pattern: SigmaString) -> Optional[List[SigmaString]]:
+def _expand(pattern: SigmaString) -> Optional[List[SigmaString]]:
     """Expand windash placeholders into plain variants; None when there would be too many."""
-    if len(WINDASH_CHARACTERS) ** pattern.dash_count > MAX_DASH_VARIANTS:
+    count = sum(1 for part in pattern.parts if part is DASH)
+    if count == 0:
+        return [pattern]
+    if len(WINDASH_CHARACTERS) ** count > MAX_DASH_VARIANTS:
         return None
-    return list(pattern.windash_variants())
+    variants = []
+    for dashes in itertools.product(WINDASH_CHARACTERS, repeat=count):
+        chosen = iter(dashes)
+        parts = [next(chosen) if part is DASH else part for part in pattern.parts]
+        variants.append(_merge(parts))
+    return variants
+
+
+def _merge(parts: List[Any]) -> SigmaString:
+    merged: List[Any] = []
+    for part in parts:
+        if isinstance(part, str) and merged and isinstance(merged[-1], str):
+            merged[-1] = merged[-1] + part
+        else:
+            merged.append(part)
+    return SigmaString(tuple(merged))
 
 
 def _pattern_test(pattern: SigmaString, cased: bool) -> Callable[[str], bool]:
     """Compile one Sigma string into a test on (already folded) text."""
     parts = tuple(part if not isinstance(part, str) or cased else part.casefold() for part in pattern.parts)
-    variants = expand_dashes(SigmaString(parts))
+    variants = _expand(SigmaString(parts))
     if variants is None:
         regex = re.compile(_to_regex(parts), re.DOTALL)
         return lambda text: regex.fullmatch(text) is not None

@@ -1,14 +1,13 @@
 """The intermediate representation: small frozen nodes, one per Sigma construct.
 
 A rule's detection becomes a tree of condition nodes (``And``, ``Or``, ``Not``, ``Selection``) whose
-leaves are ``FieldMatch`` nodes. A ``FieldMatch`` names one field (or none, for keywords) and contains
+leaves are ``FieldMatch`` nodes. A ``FieldMatch`` names one field (or none, for keywords) and holds
 the value matchers that the rule's values and modifiers produced. Every node remembers where in the
 rule it came from; that location takes no part in equality.
 """
 
-import itertools
 from dataclasses import dataclass, field
-from typing import List, Optional, Tuple, Union
+from typing import Optional, Tuple, Union
 
 from core.errors import Location
 
@@ -48,37 +47,14 @@ class SigmaString:
 
     @property
     def is_plain(self) -> bool:
-        """Tell whether the value is literal text only."""
+        """Tell whether the value holds literal text only."""
         return all(isinstance(part, str) for part in self.parts)
 
     def literal(self) -> str:
-        """Return the literal text; raises ValueError when the value contains a placeholder."""
+        """Return the literal text; raises ValueError when the value holds a placeholder."""
         if not self.is_plain:
-            raise ValueError(f"{self!r} contains wildcards or dash placeholders")
+            raise ValueError(f"{self!r} holds wildcards or dash placeholders")
         return "".join(self.parts)  # type: ignore[arg-type]
-
-    @property
-    def dash_count(self) -> int:
-        """Number of windash placeholders in the value."""
-        return sum(1 for part in self.parts if part is DASH)
-
-    def windash_variants(self) -> Tuple["SigmaString", ...]:
-        """Return the plain patterns that the windash placeholders stand for: 5**n of them."""
-        count = self.dash_count
-        if count == 0:
-            return (self,)
-        variants = []
-        for dashes in itertools.product(WINDASH_CHARACTERS, repeat=count):
-            chosen = iter(dashes)
-            merged: List[Part] = []
-            for part in self.parts:
-                part = next(chosen) if part is DASH else part
-                if isinstance(part, str) and merged and isinstance(merged[-1], str):
-                    merged[-1] = merged[-1] + part  # type: ignore[operator]
-                else:
-                    merged.append(part)
-            variants.append(SigmaString(tuple(merged)))
-        return tuple(variants)
 
     def __str__(self) -> str:
         out = []

@@ -17,7 +17,7 @@ produces or changes a quote, a backslash or a control character.
 import json
 from typing import List, Optional, Tuple
 
-from core.evaluator import expand_dashes
+from core.evaluator import _expand
 from core.ir import And, FieldMatch, Node, Not, Or, Selection, SigmaString, StringMatch
 from core.rules import Rule
 
@@ -76,7 +76,7 @@ def _field_groups(node: FieldMatch) -> List[Tuple[str, ...]]:
             return []
         needles: List[str] = []
         for pattern in matcher.patterns:
-            variants = expand_dashes(pattern)
+            variants = _expand(pattern)
             if variants is None:
                 return []
             for variant in variants:

@@ -1,11 +1,12 @@
 """The steps every target shares before emission: field mapping, logsource filter, windash expansion."""
 
+import itertools
 import re
 from typing import Any, List, Tuple
 
 from core.errors import MappingError, UnsupportedFeatureError
 from core.ir import (
-    ANY, ONE, And, ExistsMatch, FieldMatch, Node, Not, NotEqualMatch, NullMatch, NumberMatch,
+    ANY, DASH, ONE, WINDASH_CHARACTERS, And, ExistsMatch, FieldMatch, Node, Not, NotEqualMatch, NullMatch, NumberMatch,
     Or, Selection, SigmaString, StringMatch, ValueMatcher,
 )
 from core.mappings import FieldMapping
@@ -113,13 +114,26 @@ def _expand_matcher(matcher: ValueMatcher, node: FieldMatch) -> ValueMatcher:
 
 def expand_pattern(pattern: SigmaString, node: Any = None) -> Tuple[SigmaString, ...]:
     """Expand one pattern's windash placeholders into 5**n plain patterns."""
-    count = pattern.dash_count
+    count = sum(1 for part in pattern.parts if part is DASH)
+    if count == 0:
+        return (pattern,)
     if count > MAX_WINDASH_PLACEHOLDERS:
         raise UnsupportedFeatureError(
             f"windash on a value with {count} dashes ({5 ** count} variants; at most "
             f"{MAX_WINDASH_PLACEHOLDERS} dashes are expanded)", getattr(node, "location", None),
             "split the value into several shorter values")
-    return pattern.windash_variants()
+    variants = []
+    for dashes in itertools.product(WINDASH_CHARACTERS, repeat=count):
+        chosen = iter(dashes)
+        merged: List[Any] = []
+        for part in pattern.parts:
+            part = next(chosen) if part is DASH else part
+            if isinstance(part, str) and merged and isinstance(merged[-1], str):
+                merged[-1] += part
+            else:
+                merged.append(part)
+        variants.append(SigmaString(tuple(merged)))
+    return tuple(variants)
 
 
 # Characters that have a meaning outside a character class in PCRE (Splunk's match() and mvfind())
